@@ -1,0 +1,1 @@
+"""Plain computation (numpy/astropy only): tiling, WTML values, combining, QC, organising."""

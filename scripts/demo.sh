@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up and run the main job on embedded defaults (local folder repository, SQLite,
+# Prefect's ephemeral API).  ./scripts/demo.sh [workdir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ -z "${VIRTUAL_ENV:-}" ]]; then
+    [[ -x .venv/bin/python ]] || python3 -m venv .venv
+    # shellcheck disable=SC1091
+    source .venv/bin/activate
+fi
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -e .
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+workdir="${1:-./demo-work}"
+mkdir -p "$workdir/repo"
+astroflow repo check "$workdir/repo"

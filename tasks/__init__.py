@@ -1,0 +1,1 @@
+"""Thin Prefect tasks: read, call a pure function, write, return a small reference."""

@@ -1,0 +1,138 @@
+"""Shared fixtures: real services started by the tests (Azurite, PostgreSQL, a Prefect API)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Prefect settings must be in the environment before prefect is imported anywhere.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="astroflow-test-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
+os.environ.setdefault("DASK_TEMPORARY_DIRECTORY", tempfile.mkdtemp(prefix="astroflow-dask-"))
+os.environ.pop("ASTROFLOW_DATABASE_URL", None)
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURE_ENV = "ASTROFLOW_TEST_AZURE_CONN"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+# -- Azurite --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[str]:
+    """Start Azurite's blob service once per test session; yields its connection string."""
+    exe = ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not exe.exists():
+        pytest.fail(
+            f"{exe} is missing: install the test services with `npm ci` (README's test command)"
+        )
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="azurite-")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        proc.kill()
+        raise RuntimeError(
+            f"Azurite did not start: {proc.stderr.read().decode()[-2000:]}"
+        ) from None
+    conn = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+    )
+    yield conn
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def azure_container(azurite: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty container; the connection string is in the env var named AZURE_ENV.
+
+    Yields the container name; the container is deleted afterwards.
+    """
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv(AZURE_ENV, azurite)
+    name = f"t{uuid.uuid4().hex[:20]}"
+    client = BlobServiceClient.from_connection_string(azurite)
+    client.create_container(name)
+    yield name
+    with contextlib.suppress(Exception):
+        client.delete_container(name)
+    client.close()
+
+
+# -- Prefect --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A real Prefect API (temporary SQLite database) for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+# -- synthetic data helpers -----------------------------------------------------------------
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(20261122)
