@@ -50,7 +50,7 @@ def test_reports_and_stacks_are_frozen() -> None:
 
 def test_merge_keeps_every_report_in_order() -> None:
     a = ErrorStack() + _report(WcsError("1"), ("x",))
-    b = [*ErrorStack(), _report(NoncriticalProcessingError("2"), ("y",))]
+    b = ErrorStack() + [_report(NoncriticalProcessingError("2"), ("y",))]  # noqa: RUF005
     c = ErrorStack() + (ErrorStack() + _report(KeyError("3"), ("z", "x")))
     merged = ErrorStack.merge([a, b, c])
     assert [r.message for r in merged.reports] == ["1", "2", "'3'"]
