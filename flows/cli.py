@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -74,6 +74,132 @@ def repo_check(
         typer.echo(f"error:      {result.error}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+Repo = Annotated[str, typer.Argument(help="Repository URL or local path.")]
+WorkDirArg = Annotated[str, typer.Argument(help="Local work directory.")]
+
+
+def _run_stage(fn: Any, **kwargs: Any) -> Any:
+    """Run a flow; exit 2 with a clear message when the run itself cannot proceed."""
+    from models.errors import AstroflowError
+
+    try:
+        return fn(**kwargs)
+    except AstroflowError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_summaries(summaries: Any) -> None:
+    items = summaries if isinstance(summaries, list) else [summaries]
+    for summary in items:
+        typer.echo(summary.line())
+        for report in summary.errors.reports:
+            typer.echo(f"  {report.one_line()}")
+
+
+@app.command("fetch")
+def fetch_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    force: Annotated[bool, typer.Option(help="Fetch even published images.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Fetch at most this many.")] = None,
+) -> None:
+    """Download new or changed images from the repository's source into WORKDIR/cache_todo."""
+    from flows.ingest import fetch_images
+
+    _print_summaries(
+        _run_stage(
+            fetch_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            force=force,
+            limit=limit,
+        )
+    )
+
+
+@app.command("process")
+def process_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    png_level: Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")] = 1,
+) -> None:
+    """Tile fetched images into WORKDIR/out_todo (tiles, thumbnail, WTML)."""
+    from flows.ingest import process_images
+
+    _print_summaries(
+        _run_stage(
+            process_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            png_level=png_level,
+        )
+    )
+
+
+@app.command("publish")
+def publish_cmd(repo: Repo, workdir: WorkDirArg, azure_conn_env: AzureConnEnv = None) -> None:
+    """Upload processed images to the repository, index.wtml last."""
+    from flows.ingest import publish_images
+
+    _print_summaries(
+        _run_stage(publish_images, repository=repo, work_dir=workdir, azure_conn_env=azure_conn_env)
+    )
+
+
+@app.command("reindex")
+def reindex_cmd(
+    repo: Repo,
+    workdir: Annotated[str | None, typer.Argument(help="Unused; accepted for symmetry.")] = None,
+    azure_conn_env: AzureConnEnv = None,
+) -> None:
+    """Rewrite the repository's root index.wtml from the published images, newest first."""
+    from flows.ingest import reindex_repository
+
+    _print_summaries(_run_stage(reindex_repository, repository=repo, azure_conn_env=azure_conn_env))
+
+
+@app.command("ingest")
+def ingest_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    force: Annotated[bool, typer.Option(help="Fetch even published images.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Fetch at most this many.")] = None,
+) -> None:
+    """fetch, process, publish and reindex in one run."""
+    from flows.ingest import ingest_images
+
+    _print_summaries(
+        _run_stage(
+            ingest_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            force=force,
+            limit=limit,
+        )
+    )
+
+
+@app.command("ignore-rejects")
+def ignore_rejects_cmd(
+    repo: Repo, workdir: WorkDirArg, azure_conn_env: AzureConnEnv = None
+) -> None:
+    """Write skip.flag into the repository for every candidate fetch rejected."""
+    from flows.ingest import ignore_rejects
+
+    written, errors = _run_stage(
+        ignore_rejects, repository=repo, work_dir=workdir, azure_conn_env=azure_conn_env
+    )
+    typer.echo(f"ignore-rejects: written={len(written)} failed={len(errors)}")
+    for report in errors.reports:
+        typer.echo(f"  {report.one_line()}")
 
 
 def main() -> None:

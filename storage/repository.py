@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -427,6 +426,7 @@ class Repository:
 
         if marker_key and self.exists(marker_key):
             self.remove(marker_key)
+        self._remove_temp_leftovers(dest)
         others = sorted(k for k in files if k != marker_key)
         failures: list[str] = []
         total = 0
@@ -454,6 +454,22 @@ class Repository:
             total += self._put_file(files[marker_key], marker_key)
         log.info("uploaded %d files (%d bytes) to %s/%s", len(files), total, self.url, dest)
         return PutTreeResult(dest=dest, files=len(files), bytes=total, pruned=pruned)
+
+    def _remove_temp_leftovers(self, prefix: str) -> int:
+        """Remove temporary files a killed writer left under ``prefix`` (local only: object
+        stores have no partial uploads)."""
+        if not self.is_local:
+            return 0
+        root = Path(self._path(prefix))
+        gone = 0
+        if root.is_dir():
+            for path in root.rglob(".*.tmp-*"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    gone += 1
+        if gone:
+            log.info("removed %d temporary leftovers under %s/%s", gone, self.url, prefix)
+        return gone
 
     def remove(self, key: str) -> None:
         """Remove the file at ``key`` (no error if it is already gone)."""
@@ -564,9 +580,9 @@ def _atomic_local_copy(src: str, path: str) -> None:
 @contextlib.contextmanager
 def _atomic_local_writer(path: str, mode: str) -> Iterator[IO[Any]]:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
+    tmp = _temp_path(path)
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode) as f:
             yield f
         os.replace(tmp, path)
     except BaseException:

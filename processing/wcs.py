@@ -1,0 +1,234 @@
+"""WCS handling for WWT studies: AVM conversion, parity, and the WTML placement.
+
+All pixel positions in headers follow FITS (1-based, ``CRPIXn``); the functions say which
+row order ("top-down": row 0 is the top of the picture) a header describes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from astropy.wcs import WCS, FITSFixedWarning
+
+from models.errors import WcsError
+from models.ingest import StudyPlacement
+
+TILE = 256
+_TOL = 0.05  # tolerance on square pixels and skew, as wwt_data_formats
+
+
+def study_geometry(width: int, height: int) -> tuple[int, int, int, int]:
+    """The square tiling a study of ``width`` x ``height`` pixels sits in.
+
+    Returns
+    -------
+    p2n, levels, x0, y0
+        Side of the padded square (a power of two, at least 256), the number of levels below
+        the top (``log2(p2n / 256)``), and the 0-based position of the image's top-left pixel
+        in it (the image is centred; odd slack goes right/down as in toasty).
+    """
+    if width < 1 or height < 1:
+        raise WcsError(f"image size {width}x{height} is empty")
+    p2n = TILE
+    while p2n < max(width, height):
+        p2n *= 2
+    levels = (p2n // TILE).bit_length() - 1
+    return p2n, levels, (p2n - width) // 2, (p2n - height) // 2
+
+
+def _floats(value: Any, n: int, key: str) -> list[float]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError) as exc:
+        raise WcsError(f"AVM field {key!r} is not {n} numbers: {value!r}") from exc
+    if len(out) < n or not all(math.isfinite(v) for v in out[:n]):
+        raise WcsError(f"AVM field {key!r} is not {n} finite numbers: {value!r}")
+    return out[:n]
+
+
+def avm_to_header(avm: Mapping[str, Any], width: int, height: int) -> dict[str, Any]:
+    """Turn AstroPix ``wcs_*`` fields into a top-down FITS WCS header, exactly as toasty.
+
+    The fields describe the picture with FITS-like parity; after rescaling to the downloaded
+    size they get toasty's parity flip (``CD1_2``, ``CD2_2`` negated, ``CRPIX2 = H + 1 -
+    CRPIX2``) so that the header describes rows counted from the top.
+
+    Raises
+    ------
+    WcsError
+        For a missing or malformed field, or a projection other than TAN.
+    """
+    projection = str(avm.get("wcs_projection") or "")
+    if projection != "TAN":
+        raise WcsError(f"projection {projection or 'missing'!r} is not TAN")
+    try:
+        ref_value = _floats(avm["wcs_reference_value"], 2, "wcs_reference_value")
+        ref_pixel = _floats(avm["wcs_reference_pixel"], 2, "wcs_reference_pixel")
+        ref_dim = _floats(avm["wcs_reference_dimension"], 2, "wcs_reference_dimension")
+        scale = _floats(avm["wcs_scale"], 2, "wcs_scale")
+        rotation = _floats([avm["wcs_rotation"]], 1, "wcs_rotation")[0]
+    except KeyError as exc:
+        raise WcsError(f"AVM field {exc.args[0]!r} is missing") from None
+    if ref_dim[0] <= 0 or ref_dim[1] <= 0 or scale[0] == 0 or scale[1] == 0:
+        raise WcsError(f"AVM reference dimension {ref_dim} or scale {scale} is degenerate")
+    crot = math.cos(math.radians(rotation))
+    srot = math.sin(math.radians(rotation))
+    lam = scale[1] / scale[0]
+    pc1_1, pc1_2, pc2_1, pc2_2 = crot, -lam * srot, srot / lam, crot
+    factor0 = width / ref_dim[0]
+    factor1 = height / ref_dim[1]
+    cdelt1 = scale[0] / factor0
+    cdelt2 = scale[1] / factor1
+    crpix2 = (ref_pixel[1] - 0.5) * factor1 + 0.5
+    return {
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "DEC--TAN",
+        "CRVAL1": ref_value[0],
+        "CRVAL2": ref_value[1],
+        "CRPIX1": (ref_pixel[0] - 0.5) * factor0 + 0.5,
+        "CRPIX2": height + 1 - crpix2,
+        "CD1_1": cdelt1 * pc1_1,
+        "CD1_2": -cdelt1 * pc1_2,
+        "CD2_1": cdelt2 * pc2_1,
+        "CD2_2": -cdelt2 * pc2_2,
+    }
+
+
+def flip_rows(header: Mapping[str, Any], height: int) -> dict[str, Any]:
+    """The header for the same picture with its rows in the opposite order."""
+    out = dict(header)
+    out["CRPIX2"] = height + 1 - float(header["CRPIX2"])
+    out["CD1_2"] = -float(header.get("CD1_2", 0.0))
+    out["CD2_2"] = -float(header["CD2_2"])
+    return out
+
+
+def header_from_wcs(wcs: WCS) -> dict[str, Any]:
+    """A plain CD-matrix header for the celestial part of an astropy WCS.
+
+    Raises
+    ------
+    WcsError
+        When the WCS has no celestial axes or is not an equatorial TAN projection.
+    """
+    if not wcs.has_celestial:
+        raise WcsError("no celestial WCS")
+    cel = wcs.celestial
+    ctype = [str(c) for c in cel.wcs.ctype]
+    if not (ctype[0].startswith("RA--") and ctype[1].startswith("DEC-")):
+        raise WcsError(f"WCS axes {ctype} are not equatorial RA/DEC (or are swapped)")
+    if not (ctype[0].endswith("-TAN") and ctype[1].endswith("-TAN")):
+        raise WcsError(f"WCS projection {ctype} is not TAN")
+    cd = cel.pixel_scale_matrix
+    return {
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "DEC--TAN",
+        "CRVAL1": float(cel.wcs.crval[0]),
+        "CRVAL2": float(cel.wcs.crval[1]),
+        "CRPIX1": float(cel.wcs.crpix[0]),
+        "CRPIX2": float(cel.wcs.crpix[1]),
+        "CD1_1": float(cd[0, 0]),
+        "CD1_2": float(cd[0, 1]),
+        "CD2_1": float(cd[1, 0]),
+        "CD2_2": float(cd[1, 1]),
+    }
+
+
+def cd_determinant(header: Mapping[str, Any]) -> float:
+    """Determinant of the header's CD matrix (positive: top-down parity)."""
+    return float(header["CD1_1"]) * float(header["CD2_2"]) - float(
+        header.get("CD1_2", 0.0)
+    ) * float(header.get("CD2_1", 0.0))
+
+
+def placement(header: Mapping[str, Any], width: int, height: int) -> StudyPlacement:
+    """Compute the WWT study placement of an image from its top-down TAN header.
+
+    Follows ``wwt_data_formats.ImageSet.set_position_from_wcs`` for tiled imagery, also for
+    images of 256 px or less, which become a valid one-tile study (``TileLevels=0``) instead
+    of toasty's ``SkyImage``.
+
+    Raises
+    ------
+    WcsError
+        For a non-TAN header, a degenerate or bottom-up CD matrix, non-square pixels or skew,
+        or a reference point that astropy cannot evaluate.
+    """
+    for key in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD2_2"):
+        if key not in header:
+            raise WcsError(f"WCS keyword {key} is missing")
+    if header["CTYPE1"] != "RA---TAN" or header["CTYPE2"] != "DEC--TAN":
+        raise WcsError(f"WCS projection {header['CTYPE1']}/{header['CTYPE2']} is not TAN")
+    values = [float(header[k]) for k in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2")]
+    cd1_1, cd2_2 = float(header["CD1_1"]), float(header["CD2_2"])
+    cd1_2, cd2_1 = float(header.get("CD1_2", 0.0)), float(header.get("CD2_1", 0.0))
+    if not all(math.isfinite(v) for v in [*values, cd1_1, cd1_2, cd2_1, cd2_2]):
+        raise WcsError("WCS has non-finite values")
+    if not -90.0 <= values[1] <= 90.0:
+        raise WcsError(f"CRVAL2 {values[1]} is not a declination")
+    det = cd1_1 * cd2_2 - cd1_2 * cd2_1
+    if not abs(det) > 0:
+        raise WcsError("the CD matrix is singular")
+    if det < 0:
+        raise WcsError("tiled imagery needs top-down parity (positive CD determinant)")
+    scale_x = math.hypot(cd1_1, cd1_2)
+    scale_y = math.hypot(cd2_1, cd2_2)
+    if abs(scale_x - scale_y) / (scale_x + scale_y) > _TOL:
+        raise WcsError(f"pixels are not square ({scale_x:.3g} vs {scale_y:.3g} deg)")
+    det_scale = math.sqrt(abs(det))
+    if abs((cd1_1 - cd2_2) / det_scale) > _TOL or abs((cd2_1 + cd1_2) / det_scale) > _TOL:
+        raise WcsError("the CD matrix has skew that WWT cannot express")
+    _, levels, _, _ = study_geometry(width, height)
+    rotation = math.degrees(math.atan2(-cd1_2, -cd2_2))
+    refpix_x = values[2] - 0.5
+    refpix_y = values[3] - 0.5
+    wcs = _astropy_wcs(header)
+    center = wcs.pixel_to_world_values((width - 1) / 2, (height - 1) / 2)
+    ra, dec = float(center[0]), float(center[1])
+    if not (math.isfinite(ra) and math.isfinite(dec)):
+        raise WcsError("the image centre has no sky position")
+    return StudyPlacement(
+        width=width,
+        height=height,
+        tile_levels=levels,
+        center_x=values[0],
+        center_y=values[1],
+        rotation_deg=rotation,
+        base_degrees_per_tile=scale_y * TILE * 2**levels,
+        offset_x=((width + 1) // 2 - refpix_x) * scale_x,
+        offset_y=(refpix_y - (height + 1) // 2) * scale_y,
+        ra_hours=(ra % 360.0) / 15.0,
+        dec_deg=dec,
+        zoom_level=height * scale_y * 1.7 * 6,
+    )
+
+
+def _astropy_wcs(header: Mapping[str, Any]) -> WCS:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return WCS(dict(header), naxis=2)
+
+
+def orient_top_down(header: Mapping[str, Any], height: int) -> tuple[dict[str, Any], bool]:
+    """Make a header top-down (positive determinant) by flipping rows when needed.
+
+    Returns
+    -------
+    header, flipped
+        The header for the rows as tiled, and whether the pixel rows must be reversed.
+    """
+    if cd_determinant(header) < 0:
+        return flip_rows(header, height), True
+    return dict(header), False
+
+
+def pixel_to_sky(header: Mapping[str, Any], x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    """0-based pixel positions to (RA, Dec) in degrees for a header (for tests and QA)."""
+    return _astropy_wcs(header).pixel_to_world_values(x, y)

@@ -1,0 +1,195 @@
+"""Read input images (FITS, JPEG/PNG/TIFF with AVM tags) and write tiles and thumbnails."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from models.errors import ProcessingError, WcsError
+from processing.tiling import Tile, thumbnail_box
+from processing.wcs import flip_rows, header_from_wcs
+
+log = logging.getLogger(__name__)
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
+# PNG zlib level for tiles: measured in benchmarks/bench_ingest.py (README has the numbers).
+DEFAULT_PNG_LEVEL = 1
+
+
+def image_kind(name: str) -> str | None:
+    """``"fits"``, ``"picture"`` or None for a file name."""
+    lower = name.lower()
+    if lower.endswith(FITS_SUFFIXES):
+        return "fits"
+    if lower.endswith(PICTURE_SUFFIXES):
+        return "picture"
+    return None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """Pixels and WCS of an input image.
+
+    ``pixels`` is ``(H, W)`` float (FITS) or ``(H, W, 3|4)`` uint8 (pictures), row 0 of the
+    stored file first; ``header`` is a FITS-style WCS header whose pixel y counts those rows
+    (1-based), or None when the file has none.
+    """
+
+    pixels: np.ndarray
+    header: dict[str, Any] | None
+    kind: str
+
+
+def read_fits(path: Path) -> LoadedImage:
+    """The first 2-D image HDU of a FITS file and its celestial WCS (None if it has none).
+
+    Raises
+    ------
+    ProcessingError
+        For a corrupt or truncated file or one with no 2-D image.
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            with fits.open(path, memmap=False) as hdul:
+                for hdu in hdul:
+                    if hdu.is_image and hdu.data is not None:
+                        data = np.asarray(hdu.data)
+                        if data.ndim == 3 and data.shape[0] == 1:
+                            data = data[0]
+                        if data.ndim != 2:
+                            continue
+                        try:
+                            wcs = WCS(hdu.header, naxis=2)
+                            header = header_from_wcs(wcs) if wcs.has_celestial else None
+                        except WcsError:
+                            raise
+                        except Exception as exc:
+                            raise WcsError(f"{path.name}: unreadable WCS: {exc}") from exc
+                        return LoadedImage(data, header, "fits")
+    except (WcsError, ProcessingError) as exc:
+        raise type(exc)(f"{path.name}: {exc}") from exc
+    except Exception as exc:
+        raise ProcessingError(f"{path.name}: not a readable FITS file: {exc}") from exc
+    raise ProcessingError(f"{path.name}: no 2-D image HDU")
+
+
+def read_picture(path: Path, *, want_avm: bool = True) -> LoadedImage:
+    """A JPEG/PNG/TIFF as ``(H, W, 3|4)`` uint8 and its AVM WCS (rows counted from the top).
+
+    Raises
+    ------
+    ProcessingError
+        For a corrupt, truncated or oversized file.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = "RGBA" if ("A" in img.getbands() or "transparency" in img.info) else "RGB"
+            pixels = np.asarray(img.convert(mode) if img.mode != mode else img)
+    except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError...
+        raise ProcessingError(f"{path.name}: not a readable image: {exc}") from exc
+    header = None
+    if want_avm:
+        header = _avm_header(path, pixels.shape[1], pixels.shape[0])
+    return LoadedImage(pixels, header, "picture")
+
+
+def _avm_header(path: Path, width: int, height: int) -> dict[str, Any] | None:
+    from pyavm import AVM, NoAVMPresent
+
+    try:
+        avm = AVM.from_image(str(path))
+    except NoAVMPresent:
+        return None
+    except Exception as exc:
+        raise WcsError(f"{path.name}: unreadable AVM tags: {exc}") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = avm.to_wcs(target_shape=(width, height))
+    except Exception as exc:
+        raise WcsError(f"{path.name}: AVM tags give no WCS: {exc}") from exc
+    # AVM describes the picture with FITS parity (y from the bottom): count rows from the top.
+    return flip_rows(header_from_wcs(wcs), height)
+
+
+def read_image(path: Path, *, want_wcs: bool = True) -> LoadedImage:
+    """Read any supported image, dispatching on its suffix."""
+    kind = image_kind(path.name)
+    if kind == "fits":
+        return read_fits(path)
+    if kind == "picture":
+        return read_picture(path, want_avm=want_wcs)
+    raise ProcessingError(f"{path.name}: unsupported image type")
+
+
+def _encode_png(tile: Tile, out_dir: str, level: int) -> int:
+    path = os.path.join(out_dir, tile.name)
+    Image.fromarray(tile.rgba, "RGBA").save(path, "PNG", compress_level=level)
+    return os.path.getsize(path)
+
+
+def write_tiles(
+    tiles: Iterable[Tile],
+    out_dir: Path,
+    *,
+    workers: int | None = None,
+    png_level: int = DEFAULT_PNG_LEVEL,
+) -> tuple[int, int]:
+    """Encode tiles to PNG files in ``out_dir`` with a thread pool (Pillow's zlib encoder
+    releases the GIL), keeping at most ``4 * workers`` tiles in flight.
+
+    Returns
+    -------
+    count, nbytes
+        Number of tiles written and their total size in bytes.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    limit = 4 * workers
+    count = nbytes = 0
+    pending: set[Future[int]] = set()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
+        for tile in tiles:
+            pending.add(pool.submit(_encode_png, tile, str(out_dir), png_level))
+            if len(pending) >= limit:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    nbytes += fut.result()
+                    count += 1
+        for fut in pending:
+            nbytes += fut.result()
+            count += 1
+    return count, nbytes
+
+
+def write_thumbnail(rgba_or_rgb: np.ndarray, path: Path, size: tuple[int, int] = (96, 45)) -> None:
+    """A centre-cropped ``thumb.jpg`` of ``size`` (96x45) from an image array (row 0 on top).
+
+    Transparent pixels become black.
+    """
+    h, w = rgba_or_rgb.shape[:2]
+    left, top, right, bottom = thumbnail_box(w, h, size[0] / size[1])
+    step = max(1, min((bottom - top) // (size[1] * 4), (right - left) // (size[0] * 4)))
+    crop = np.asarray(rgba_or_rgb[top:bottom:step, left:right:step])
+    if crop.shape[2] == 4:
+        alpha = crop[..., 3:4].astype(np.uint16)
+        crop = (crop[..., :3].astype(np.uint16) * alpha // 255).astype(np.uint8)
+    img = Image.fromarray(np.ascontiguousarray(crop), "RGB").resize(size, Image.Resampling.LANCZOS)
+    img.save(path, "JPEG", quality=90)

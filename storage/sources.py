@@ -1,0 +1,353 @@
+"""Image sources (AstroPix JSON feed, a folder) and the pipeline config in the repository."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import yaml
+from pydantic import ValidationError
+
+from models.errors import ConfigError, DownloadError, ErrorReport, InvalidKeyError, ProcessingError
+from models.ingest import CONFIG_FILE, Candidate, PipelineConfig, Reject
+from storage.images import IMAGE_SUFFIXES, image_kind
+from storage.keys import safe_id, validate_id
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+EXTENSION_REMAPPING = {"jpeg": "jpg", "tif": "tiff"}
+HTTP_TIMEOUT = httpx.Timeout(30.0, read=120.0)
+
+
+def read_pipeline_config(repo: Repository) -> PipelineConfig:
+    """Read and validate ``toasty-pipeline-config.yaml`` at the repository root.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the offending key.
+    """
+    where = f"{repo.url}/{CONFIG_FILE}"
+    try:
+        text = repo.read_text(CONFIG_FILE)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where} does not exist: the repository needs a pipeline config"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+
+
+def _get_with_retries(
+    client: httpx.Client, url: str, attempts: int = 4, backoff: float = 0.5
+) -> httpx.Response:
+    last: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            resp = client.get(url)
+            if resp.status_code < 500 and resp.status_code != 429:
+                return resp
+            last = DownloadError(f"{url}: HTTP {resp.status_code}")
+        except httpx.HTTPError as exc:
+            last = DownloadError(f"{url}: {type(exc).__name__}: {exc}")
+        if attempt + 1 < attempts:
+            time.sleep(backoff * 2**attempt)
+    assert last is not None
+    raise last
+
+
+@dataclass
+class FeedResult:
+    """Candidates, rejects and per-entry errors from one query of a source."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    errors: list[ErrorReport] = field(default_factory=list)
+
+
+def astropix_candidate(item: Any) -> Candidate | Reject:
+    """One AstroPix feed entry as a candidate, or a reject (``/`` in the id, non-TAN).
+
+    Raises
+    ------
+    ProcessingError, InvalidKeyError
+        For a malformed entry or an id that is not safe.
+    """
+    if not isinstance(item, dict):
+        raise ProcessingError(f"feed entry is a {type(item).__name__}, not an object")
+    try:
+        publisher = str(item["publisher_id"])
+        image_id = str(item["image_id"])
+    except KeyError as exc:
+        raise ProcessingError(f"feed entry has no {exc.args[0]!r}") from None
+    lower = image_id.lower()
+    uid = f"{publisher}_{lower}".replace("/", "_")
+    source_id = f"{publisher}/{image_id}"
+    if "/" in image_id:
+        return Reject(
+            id=uid, source_id=source_id, reason="AstroPix ids with '/' are not retrievable"
+        )
+    if item.get("wcs_projection") != "TAN":
+        return Reject(
+            id=uid,
+            source_id=source_id,
+            reason=f"projection {item.get('wcs_projection')!r} is not TAN",
+        )
+    validate_id(uid)
+    url = item.get("resource_url") or (
+        "http://astropix.ipac.caltech.edu/archive/"
+        f"{quote(publisher)}/{quote(lower)}/{quote(publisher + '_' + lower)}_original.jpg"
+    )
+    ext = str(url).rsplit(".", 1)[-1].lower().split("?")[0]
+    ext = EXTENSION_REMAPPING.get(ext, ext)
+    credits_url = item.get("reference_url") or (
+        f"http://astropix.ipac.caltech.edu/image/{quote(publisher)}/{quote(image_id)}"
+    )
+    avm = {k: v for k, v in item.items() if k.startswith("wcs_")}
+    return Candidate(
+        id=uid,
+        source_type="astropix",
+        source_id=source_id,
+        last_updated=str(item.get("last_updated") or ""),
+        image_url=str(url),
+        image_ext=ext,
+        title=str(item.get("title") or uid),
+        credits=str(item.get("image_credit") or ""),
+        credits_url=str(credits_url),
+        description=str(item.get("description") or ""),
+        avm=avm,
+    )
+
+
+def query_astropix(url: str) -> FeedResult:
+    """Query an AstroPix JSON feed (a list of entries); 5xx answers are retried.
+
+    Raises
+    ------
+    DownloadError
+        When the feed cannot be fetched or is not a JSON list (nothing can be done then).
+    """
+    with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client:
+        resp = _get_with_retries(client, url)
+    if resp.status_code != 200:
+        raise DownloadError(f"feed {url}: HTTP {resp.status_code}")
+    try:
+        feed = resp.json()
+    except ValueError as exc:
+        raise DownloadError(f"feed {url} is not JSON: {exc}") from exc
+    if not isinstance(feed, list):
+        raise DownloadError(f"feed {url} is not a JSON list of images")
+    result = FeedResult()
+    for index, item in enumerate(feed):
+        label = f"feed[{index}]"
+        if isinstance(item, dict) and "image_id" in item:
+            label = f"{item.get('publisher_id', '?')}/{item['image_id']}"
+        try:
+            got = astropix_candidate(item)
+        except (ProcessingError, InvalidKeyError) as exc:
+            result.errors.append(ErrorReport.from_exception(exc, "fetch", [str(label)[:200]]))
+            continue
+        (result.rejects if isinstance(got, Reject) else result.candidates).append(got)
+    return result
+
+
+def _mtime(info: dict[str, Any]) -> str:
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+        else:
+            stamp = datetime.fromtimestamp(float(value), UTC)
+        return stamp.isoformat(timespec="seconds")
+    return ""
+
+
+def query_folder(url: str) -> FeedResult:
+    """Candidates from a folder (local path or fsspec URL) of FITS and AVM-tagged pictures.
+
+    Ids are the sanitised file stems (lower case); ``last_updated`` is the file's modification
+    time. Two files giving the same id are both reported as errors.
+    """
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    try:
+        entries = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        raise DownloadError(f"source folder {url} does not exist") from None
+    result = FeedResult()
+    seen: dict[str, str] = {}
+    for info in sorted(entries, key=lambda e: e["name"]):
+        if info.get("type") != "file":
+            continue
+        name = info["name"].rsplit("/", 1)[-1]
+        if image_kind(name) is None:
+            continue
+        stem = name
+        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+            if name.lower().endswith(suffix):
+                stem = name[: -len(suffix)]
+                ext = suffix.lstrip(".")
+                break
+        file_url = fs.unstrip_protocol(info["name"])
+        try:
+            uid = safe_id(stem.lower())
+        except InvalidKeyError as exc:
+            result.errors.append(ErrorReport.from_exception(exc, "fetch", [file_url]))
+            continue
+        if uid in seen:
+            err = InvalidKeyError(f"{name} and {seen[uid]} both give the id {uid!r}")
+            result.errors.append(ErrorReport.from_exception(err, "fetch", [file_url]))
+            continue
+        seen[uid] = name
+        result.candidates.append(
+            Candidate(
+                id=uid,
+                source_type="folder",
+                source_id=file_url,
+                last_updated=_mtime(info),
+                image_url=file_url,
+                image_ext=ext,
+                title=stem,
+            )
+        )
+    return result
+
+
+def query_source(config: PipelineConfig) -> FeedResult:
+    """Ask the configured source for its candidates."""
+    if config.source_type == "astropix":
+        assert config.astropix is not None
+        return query_astropix(config.astropix.json_query_url)
+    assert config.folder is not None
+    return query_folder(config.folder.path)
+
+
+def download(url: str, dest: Path) -> tuple[str, int]:
+    """Download ``url`` (http(s) or any fsspec URL) to ``dest`` atomically.
+
+    Returns
+    -------
+    sha256, nbytes
+
+    Raises
+    ------
+    DownloadError
+        For HTTP errors (5xx retried), an empty body, or a body shorter than its
+        Content-Length (truncated); ``dest`` is then not created.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    nbytes = 0
+    scheme = urlsplit(url).scheme.lower()
+    try:
+        if scheme in ("http", "https"):
+            nbytes, hexdigest = _download_http(url, tmp)
+        else:
+            import fsspec
+
+            with fsspec.open(url, "rb") as src, open(tmp, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    nbytes += len(chunk)
+            hexdigest = digest.hexdigest()
+        if nbytes == 0:
+            raise DownloadError(f"{url}: empty (0-byte) download")
+        os.replace(tmp, dest)
+    except DownloadError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
+    return hexdigest, nbytes
+
+
+def _download_http(url: str, tmp: Path, attempts: int = 4) -> tuple[int, str]:
+    last: Exception | None = None
+    for attempt in range(attempts):
+        nbytes = 0
+        try:
+            with (
+                httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client,
+                client.stream("GET", url) as resp,
+            ):
+                if resp.status_code >= 500 or resp.status_code == 429:
+                    raise DownloadError(f"{url}: HTTP {resp.status_code}")
+                if resp.status_code != 200:
+                    raise DownloadError(f"{url}: HTTP {resp.status_code}")
+                expected = resp.headers.get("content-length")
+                part = hashlib.sha256()
+                with open(tmp, "wb") as out:
+                    for chunk in resp.iter_raw(1 << 20):
+                        part.update(chunk)
+                        out.write(chunk)
+                        nbytes += len(chunk)
+                if expected is not None and int(expected) != nbytes:
+                    raise DownloadError(f"{url}: truncated download ({nbytes} of {expected} bytes)")
+            return nbytes, part.hexdigest()
+        except DownloadError as exc:
+            last = exc
+            if "HTTP 5" not in str(exc) and "HTTP 429" not in str(exc):
+                raise
+        except httpx.HTTPError as exc:
+            last = DownloadError(f"{url}: {type(exc).__name__}: {exc}")
+        if attempt + 1 < attempts:
+            time.sleep(0.5 * 2**attempt)
+    assert last is not None
+    raise last
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a local file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a local path atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def copy_tree_replace(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest``, replacing an existing ``dest`` folder."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dest)

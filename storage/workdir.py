@@ -1,0 +1,92 @@
+"""The ingest work directory: ``cache_todo``, ``cache_done``, ``out_todo``, ``out_done``.
+
+Every move between stages is a rename within one filesystem, and every stage writes into a
+``<name>.partial`` folder first, so a crash at any point leaves either the old state or the new
+one, never a torn folder. Leftover ``.partial`` folders are removed and redone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from models.ingest import Candidate, Reject
+from storage.keys import validate_id
+from storage.sources import copy_tree_replace, write_json_atomic
+
+STAGES = ("cache_todo", "cache_done", "out_todo", "out_done")
+CANDIDATE_FILE = "candidate.json"
+ERROR_FILE = "error.txt"
+REJECTS_FILE = "rejects.json"
+
+
+class WorkDir:
+    """Paths and atomic transitions of one work directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    def ensure(self) -> WorkDir:
+        for stage in STAGES:
+            (self.root / stage).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def path(self, stage: str, image_id: str) -> Path:
+        return self.root / stage / validate_id(image_id)
+
+    def partial(self, stage: str, image_id: str) -> Path:
+        return self.root / stage / f"{validate_id(image_id)}.partial"
+
+    def ids(self, stage: str) -> list[str]:
+        """Complete entries of a stage (no ``.partial``), sorted."""
+        folder = self.root / stage
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith(".partial")
+        )
+
+    def clean_partials(self, stage: str) -> list[str]:
+        """Remove leftovers of a crash in ``stage``; returns their ids."""
+        folder = self.root / stage
+        gone = []
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.name.endswith(".partial"):
+                    shutil.rmtree(p, ignore_errors=True)
+                    gone.append(p.name[: -len(".partial")])
+        return sorted(gone)
+
+    def commit(self, stage: str, image_id: str) -> Path:
+        """Rename ``stage/<id>.partial`` to ``stage/<id>`` (replacing an old one)."""
+        dest = self.path(stage, image_id)
+        copy_tree_replace(self.partial(stage, image_id), dest)
+        return dest
+
+    def move(self, src_stage: str, dest_stage: str, image_id: str) -> Path:
+        """Move ``src_stage/<id>`` to ``dest_stage/<id>`` (replacing an old one)."""
+        dest = self.path(dest_stage, image_id)
+        copy_tree_replace(self.path(src_stage, image_id), dest)
+        return dest
+
+    def candidate(self, stage: str, image_id: str) -> Candidate:
+        text = (self.path(stage, image_id) / CANDIDATE_FILE).read_text(encoding="utf-8")
+        return Candidate.model_validate_json(text)
+
+    def record_error(self, stage: str, image_id: str, message: str) -> None:
+        folder = self.path(stage, image_id)
+        if folder.is_dir():
+            (folder / ERROR_FILE).write_text(message + "\n", encoding="utf-8")
+
+    def rejects(self) -> dict[str, Reject]:
+        path = self.root / REJECTS_FILE
+        if not path.exists():
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {k: Reject.model_validate(v) for k, v in data.items()}
+
+    def save_rejects(self, rejects: dict[str, Reject]) -> None:
+        write_json_atomic(
+            self.root / REJECTS_FILE, {k: v.model_dump() for k, v in sorted(rejects.items())}
+        )

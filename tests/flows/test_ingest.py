@@ -1,0 +1,360 @@
+"""End-to-end ingest on real Prefect flows: local folders, Azurite, an AstroPix feed over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pytest_httpserver import HTTPServer
+from wwt_data_formats.folder import Folder
+from wwt_data_formats.imageset import ImageSet
+from wwt_data_formats.place import Place
+
+from flows.ingest import (
+    fetch_images,
+    ignore_rejects,
+    ingest_images,
+    process_images,
+    publish_images,
+    reindex_repository,
+)
+from models.ingest import MANIFEST
+from processing.tiling import count_tiles
+from processing.wcs import header_from_wcs, orient_top_down, study_geometry
+from storage.repository import open_repository
+from tests.conftest import AZURE_ENV
+from tests.imagedata import tan_wcs, write_avm_jpeg, write_fits
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _config(repo_dir: Path, source: str, prefix: str = "https://data.example.org/wwt") -> None:
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    (repo_dir / "toasty-pipeline-config.yaml").write_text(
+        f"source_type: folder\npublish_url_prefix: {prefix}\nfolder_name: Night images\n"
+        f"folder_thumbnail_url: {prefix}/thumb.jpg\nfolder:\n  path: {source}\n"
+    )
+
+
+def _write_avm_png(path: Path, pixels: np.ndarray, wcs) -> None:
+    from pyavm import AVM
+
+    plain = path.with_suffix(".plain.png")
+    Image.fromarray(pixels).save(plain)
+    AVM.from_wcs(wcs, shape=pixels.shape[:2]).embed(str(plain), str(path))
+    plain.unlink()
+
+
+@pytest.fixture
+def source(tmp_path: Path, rng: np.random.Generator) -> dict[str, object]:
+    """A folder of good and bad inputs, with the WCS each good one was made with."""
+    src = tmp_path / "source"
+    src.mkdir()
+    wcs_fits = tan_wcs(601, 401, rotation_deg=30.0, scale_deg=2e-4)
+    write_fits(src / "M42 Field.fits", 601, 401, rng, wcs_fits)
+    yy, xx = np.mgrid[0:200, 0:250]
+    pattern = np.stack([xx % 256, yy % 256, (xx * 7 + yy * 3) % 256], axis=-1).astype(np.uint8)
+    wcs_png = tan_wcs(250, 200, rotation_deg=-10.0, crval=(10.0, 41.0))
+    _write_avm_png(src / "andromeda.png", pattern, wcs_png)
+    write_fits(src / "nowcs.fits", 50, 40, rng, None)
+    (src / "corrupt.fits").write_bytes(b"SIMPLE  =                    T" + b"\x00" * 100)
+    good_jpeg = tmp_path / "full.jpg"
+    write_avm_jpeg(good_jpeg, 320, 240, rng, tan_wcs(320, 240))
+    (src / "truncated.jpg").write_bytes(good_jpeg.read_bytes()[:600])
+    sin = tan_wcs(100, 100)
+    sin.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    write_fits(src / "sin.fits", 100, 100, rng, sin)
+    (src / "notes.txt").write_text("not an image")
+    return {"dir": src, "fits_wcs": wcs_fits, "png_wcs": wcs_png, "pattern": pattern}
+
+
+def _published(repo_dir: Path) -> set[str]:
+    return {p.parent.name for p in repo_dir.glob("*/index.wtml")}
+
+
+def test_folder_ingest_end_to_end_local(tmp_path: Path, source: dict) -> None:
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(source["dir"]))
+    fetch, process, publish, reindex = ingest_images(str(repo_dir), str(work))
+
+    assert set(fetch.new) == {"m42_field", "andromeda", "nowcs", "corrupt", "truncated", "sin"}
+    assert set(process.done) == {"m42_field", "andromeda"}
+    assert set(process.failed) == {"nowcs", "corrupt", "truncated", "sin"}
+    by_input = {r.inputs[0]: r for r in process.errors.reports}
+    assert "no celestial WCS" in by_input["nowcs"].message
+    assert "not a readable FITS" in by_input["corrupt"].message
+    assert "not a readable image" in by_input["truncated"].message
+    assert "not TAN" in by_input["sin"].message
+    assert all(r.expected for r in process.errors.reports)
+    assert set(publish.done) == {"m42_field", "andromeda"}
+    assert _published(repo_dir) == {"m42_field", "andromeda"}
+    # failed inputs stay in cache_todo with their error; good ones moved on
+    assert (work / "cache_todo" / "nowcs" / "error.txt").exists()
+    assert sorted(p.name for p in (work / "out_done").iterdir()) == ["andromeda", "m42_field"]
+    assert sorted(p.name for p in (work / "cache_done").iterdir()) == ["andromeda", "m42_field"]
+
+    # -- WTML read back with wwt_data_formats, field by field ------------------------------
+    header, _ = orient_top_down(header_from_wcs(source["fits_wcs"]), 401)
+    peer = ImageSet()
+    peer.tile_levels = study_geometry(601, 401)[1]
+    peer_place = Place()
+    peer.set_position_from_wcs(header, 601, 401, place=peer_place)
+    folder = Folder.from_file(str(repo_dir / "m42_field" / "index.wtml"))
+    place = folder.children[0]
+    imgset = place.foreground_image_set
+    for field in (
+        "center_x",
+        "center_y",
+        "rotation_deg",
+        "offset_x",
+        "offset_y",
+        "base_degrees_per_tile",
+    ):
+        assert getattr(imgset, field) == pytest.approx(getattr(peer, field)), field
+    assert imgset.tile_levels == 2
+    assert imgset.projection.value == "Tan"
+    assert imgset.sparse
+    assert not imgset.bottoms_up
+    assert imgset.url == "https://data.example.org/wwt/m42_field/L{1}X{2}Y{3}.png"
+    assert imgset.thumbnail_url == "https://data.example.org/wwt/m42_field/thumb.jpg"
+    assert place.ra_hr == pytest.approx(peer_place.ra_hr)
+    assert place.dec_deg == pytest.approx(peer_place.dec_deg)
+    assert place.zoom_level == pytest.approx(peer_place.zoom_level)
+    rel = Folder.from_file(str(repo_dir / "m42_field" / "index_rel.wtml"))
+    assert rel.children[0].foreground_image_set.url == "L{1}X{2}Y{3}.png"
+    with Image.open(repo_dir / "m42_field" / "thumb.jpg") as thumb:
+        assert thumb.size == (96, 45)
+
+    # -- tile pixels of the PNG pattern equal the source ------------------------------------
+    _, levels, x0, y0 = study_geometry(250, 200)
+    assert levels == 0
+    with Image.open(repo_dir / "andromeda" / "L0X0Y0.png") as tile:
+        assert tile.mode == "RGBA"
+        assert tile.size == (256, 256)
+        arr = np.asarray(tile)
+    np.testing.assert_array_equal(arr[y0 : y0 + 200, x0 : x0 + 250, :3], source["pattern"])
+    assert (arr[y0 : y0 + 200, x0 : x0 + 250, 3] == 255).all()
+    assert (arr[:y0, :, 3] == 0).all()  # transparent padding
+
+    # -- root index: a Folder of both Places, newest first ----------------------------------
+    root = Folder.from_file(str(repo_dir / "index.wtml"))
+    assert root.name == "Night images"
+    stamps = [p.get("LastUpdated") for p in ET.parse(repo_dir / "index.wtml").getroot()]
+    assert stamps == sorted(stamps, reverse=True)
+    assert {c.name for c in root.children} == {"M42 Field", "andromeda"}
+    assert set(reindex.done) == {"m42_field", "andromeda"}
+
+
+def test_rerun_does_no_work_and_changed_source_is_reingested(tmp_path: Path, source: dict) -> None:
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(source["dir"]))
+    ingest_images(str(repo_dir), str(work))
+    tiles_before = {p: p.stat().st_mtime_ns for p in (repo_dir / "m42_field").iterdir()}
+
+    fetch, process, publish, _ = ingest_images(str(repo_dir), str(work))
+    assert fetch.new == ()
+    assert {"m42_field", "andromeda"} <= set(fetch.skipped)
+    assert process.done == ()
+    assert publish.done == ()
+    assert {p: p.stat().st_mtime_ns for p in (repo_dir / "m42_field").iterdir()} == tiles_before
+
+    # The source changes upstream: the manifest's last_updated no longer matches.
+    later = time.time() + 100
+    os.utime(source["dir"] / "M42 Field.fits", (later, later))
+    fetch, process, publish, _ = ingest_images(str(repo_dir), str(work))
+    assert fetch.new == ("m42_field",)
+    assert process.done == ("m42_field",)
+    assert publish.done == ("m42_field",)
+    manifest = json.loads((repo_dir / "m42_field" / MANIFEST).read_text())
+    assert manifest["last_updated"].startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(later)))
+
+
+def test_skip_flag_is_never_fetched(tmp_path: Path, source: dict) -> None:
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(source["dir"]))
+    (repo_dir / "andromeda").mkdir()
+    (repo_dir / "andromeda" / "skip.flag").write_text("no\n")
+    summary = fetch_images(str(repo_dir), str(work))
+    assert "andromeda" in summary.skipped
+    assert not (work / "cache_todo" / "andromeda").exists()
+
+
+@pytest.mark.azure
+def test_folder_ingest_to_azurite(
+    tmp_path: Path, rng: np.random.Generator, azure_container: str
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    write_fits(src / "ngc1.fits", 700, 300, rng, tan_wcs(700, 300, rotation_deg=12.0))
+    config = tmp_path / "cfg"
+    _config(config, str(src))
+    url = f"az://{azure_container}/wwt"
+    repo = open_repository(url, azure_conn_env=AZURE_ENV)
+    repo.write_bytes(
+        "toasty-pipeline-config.yaml", (config / "toasty-pipeline-config.yaml").read_bytes()
+    )
+    work = tmp_path / "work"
+    fetch, _process, publish, reindex = ingest_images(url, str(work), azure_conn_env=AZURE_ENV)
+    assert fetch.new == ("ngc1",)
+    assert publish.done == ("ngc1",)
+    keys = set(repo.find("ngc1"))
+    assert {"ngc1/index.wtml", "ngc1/index_rel.wtml", "ngc1/thumb.jpg", "ngc1/L0X0Y0.png"} <= keys
+    # 1 + 4 + 8: the 700x300 band covers 2 of 4 tile rows at level 2 (sparse)
+    assert len([k for k in keys if k.endswith(".png")]) == 13 == count_tiles(700, 300)
+    root = Folder.from_text(repo.read_text("index.wtml"))
+    assert [c.name for c in root.children] == ["ngc1"]
+    assert reindex.done == ("ngc1",)
+    again = fetch_images(url, str(work), azure_conn_env=AZURE_ENV)
+    assert again.new == ()
+
+
+# -- AstroPix feed over HTTP -----------------------------------------------------------------
+
+
+def _entry(image_id: str, url: str, **extra: object) -> dict:
+    from pyavm import AVM
+
+    avm = AVM.from_wcs(tan_wcs(320, 240, rotation_deg=5.0), shape=(240, 320))
+    entry = {
+        "publisher_id": "noao",
+        "image_id": image_id,
+        "title": f"Image {image_id}",
+        "resource_url": url,
+        "reference_url": f"https://example.org/{image_id}",
+        "last_updated": "2024-05-01T10:00:00",
+        "wcs_projection": "TAN",
+        "wcs_reference_value": [float(v) for v in avm.Spatial.ReferenceValue],
+        "wcs_reference_pixel": [float(v) for v in avm.Spatial.ReferencePixel],
+        "wcs_reference_dimension": [320.0, 240.0],
+        "wcs_scale": [float(v) for v in avm.Spatial.Scale],
+        "wcs_rotation": float(avm.Spatial.Rotation),
+    }
+    entry.update(extra)
+    return entry
+
+
+def test_astropix_feed_over_http(
+    tmp_path: Path, httpserver: HTTPServer, rng: np.random.Generator
+) -> None:
+    jpeg = tmp_path / "img.jpg"
+    write_avm_jpeg(jpeg, 320, 240, rng, None)
+    body = jpeg.read_bytes()
+    base = httpserver.url_for("")
+    feed = [
+        _entry("NOAO0001", f"{base}img/1.jpg", last_updated="2024-05-02T00:00:00"),
+        _entry("noao0002", f"{base}img/2.jpg", last_updated="2024-06-01T00:00:00Z"),
+        _entry("sin01", f"{base}img/3.jpg", wcs_projection="SIN"),
+        _entry("a/b", f"{base}img/4.jpg"),
+        {"publisher_id": "noao", "title": "no id"},
+        "not an object",
+        _entry("x" * 300, f"{base}img/5.jpg"),
+        _entry("empty", f"{base}img/empty.jpg"),
+        _entry("trunc", f"{base}img/trunc.jpg"),
+        _entry("badwcs", f"{base}img/1.jpg", wcs_scale="nonsense"),
+    ]
+    feed[4]["wcs_projection"] = "TAN"
+    httpserver.expect_oneshot_request("/feed.json").respond_with_data("busy", status=503)
+    httpserver.expect_request("/feed.json").respond_with_json(feed)
+    httpserver.expect_request("/img/1.jpg").respond_with_data(body, content_type="image/jpeg")
+    httpserver.expect_request("/img/2.jpg").respond_with_data(body, content_type="image/jpeg")
+    httpserver.expect_request("/img/empty.jpg").respond_with_data(b"")
+    httpserver.expect_request("/img/trunc.jpg").respond_with_data(body[: len(body) // 3])
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    repo_dir.mkdir()
+    (repo_dir / "toasty-pipeline-config.yaml").write_text(
+        "source_type: astropix\npublish_url_prefix: https://x.org/\nfolder_name: AstroPix\n"
+        f"astropix:\n  json_query_url: {base}feed.json\n"
+    )
+    fetch, process, _publish, reindex = ingest_images(str(repo_dir), str(work))
+
+    assert set(fetch.new) == {"noao_noao0001", "noao_noao0002", "noao_trunc", "noao_badwcs"}
+    assert set(fetch.rejected) == {"noao_sin01", "noao_a_b"}
+    fetch_failed = {r.inputs[0]: r.message for r in fetch.errors.reports}
+    assert "noao_empty" in fetch_failed
+    assert "0-byte" in fetch_failed["noao_empty"]
+    assert any("no 'image_id'" in m for m in fetch_failed.values())
+    assert any("not an object" in m for m in fetch_failed.values())
+    assert any("invalid id" in m for m in fetch_failed.values())
+    assert set(process.done) == {"noao_noao0001", "noao_noao0002"}
+    assert set(process.failed) == {"noao_trunc", "noao_badwcs"}
+    assert set(reindex.done) == {"noao_noao0001", "noao_noao0002"}
+    root = ET.parse(repo_dir / "index.wtml").getroot()
+    names = [p.get("Name") for p in root.iter("Place")]
+    assert names == ["Image noao0002", "Image NOAO0001"]  # newest first; 'Z' and naive both UTC
+    place = Folder.from_file(str(repo_dir / "noao_noao0001" / "index.wtml")).children[0]
+    assert place.foreground_image_set.credits_url == "https://example.org/NOAO0001"
+
+    written, errors = ignore_rejects(str(repo_dir), str(work))
+    assert set(written) == {"noao_sin01", "noao_a_b"}
+    assert not errors
+    flag = (repo_dir / "noao_sin01" / "skip.flag").read_text()
+    assert "not TAN" in flag  # every flag holds its reason (toasty's were empty after the first)
+    assert "retrievable" in (repo_dir / "noao_a_b" / "skip.flag").read_text()
+
+
+def test_missing_config_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    from models.errors import ConfigError
+
+    (tmp_path / "repo").mkdir()
+    with pytest.raises(ConfigError, match=r"toasty-pipeline-config\.yaml"):
+        fetch_images(str(tmp_path / "repo"), str(tmp_path / "work"))
+    (tmp_path / "repo" / "toasty-pipeline-config.yaml").write_text(
+        "source_type: astropix\npublish_url_prefix: x\nfolder_name: y\n"
+    )
+    with pytest.raises(ConfigError, match="astropix"):
+        fetch_images(str(tmp_path / "repo"), str(tmp_path / "work"))
+
+
+# -- crash safety ----------------------------------------------------------------------------
+
+
+_PUBLISH_SCRIPT = """
+import sys
+from tasks.ingest import publish_image
+publish_image(sys.argv[1], sys.argv[2], sys.argv[3])
+"""
+
+
+def test_kill_mid_publish_then_rerun(tmp_path: Path, rng: np.random.Generator) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    write_fits(src / "big.fits", 3000, 2000, rng, tan_wcs(3000, 2000))
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(src))
+    fetch_images(str(repo_dir), str(work))
+    process_images(str(repo_dir), str(work))
+    total = len(list((work / "out_todo" / "big").iterdir()))
+    assert total > 100
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PUBLISH_SCRIPT, "big", str(repo_dir), str(work)],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        target = repo_dir / "big"
+        if target.is_dir() and len(list(target.iterdir())) >= 5:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    uploaded = len(list((repo_dir / "big").iterdir()))
+    if uploaded < total:  # killed mid-upload: the marker must not be there
+        assert not (repo_dir / "big" / "index.wtml").exists()
+    reindex = reindex_repository(str(repo_dir))
+    if uploaded < total:
+        assert reindex.done == ()  # never indexed without its marker
+    publish = publish_images(str(repo_dir), str(work))
+    assert publish.done == ("big",)
+    final = {p.name for p in (repo_dir / "big").iterdir()}
+    assert final == {p.name for p in (work / "out_done" / "big").iterdir()}
+    assert not [n for n in final if ".tmp" in n or n.startswith(".")]
+    assert reindex_repository(str(repo_dir)).done == ("big",)

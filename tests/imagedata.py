@@ -1,0 +1,67 @@
+"""Synthetic images with known WCS for the ingest tests (seeded, small)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+
+def tan_wcs(
+    width: int,
+    height: int,
+    *,
+    rotation_deg: float = 0.0,
+    scale_deg: float = 1e-4,
+    crpix: tuple[float, float] | None = None,
+    crval: tuple[float, float] = (83.82, -5.39),
+    east_left: bool = True,
+) -> WCS:
+    """A TAN WCS in FITS convention (y from the bottom row).
+
+    ``east_left`` is the usual sky orientation (CD determinant < 0); False gives a mirror
+    image (determinant > 0).
+    """
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = list(crval)
+    w.wcs.crpix = list(crpix or ((width + 1) / 2 + 3.25, (height + 1) / 2 - 7.5))
+    sx = -scale_deg if east_left else scale_deg
+    t = math.radians(rotation_deg)
+    w.wcs.cd = np.array(
+        [
+            [sx * math.cos(t), -scale_deg * math.sin(t) * (1 if east_left else -1)],
+            [sx * math.sin(t) * (-1 if east_left else 1) * -1, scale_deg * math.cos(t)],
+        ]
+    )
+    return w
+
+
+def write_fits(
+    path: Path, width: int, height: int, rng: np.random.Generator, wcs: WCS | None = None
+) -> np.ndarray:
+    data = rng.normal(100.0, 10.0, (height, width)).astype(np.float32)
+    header = wcs.to_header() if wcs is not None else fits.Header()
+    fits.PrimaryHDU(data, header=header).writeto(path, overwrite=True)
+    return data
+
+
+def write_avm_jpeg(
+    path: Path, width: int, height: int, rng: np.random.Generator, wcs: WCS | None
+) -> np.ndarray:
+    """A JPEG with AVM tags from ``wcs`` (FITS convention, as AVM is)."""
+    from PIL import Image
+    from pyavm import AVM
+
+    pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    plain = path.with_suffix(".plain.jpg")
+    Image.fromarray(pixels).save(plain, "JPEG", quality=95)
+    if wcs is None:
+        plain.rename(path)
+        return pixels
+    AVM.from_wcs(wcs, shape=(height, width)).embed(str(plain), str(path))
+    plain.unlink()
+    return pixels
