@@ -40,7 +40,7 @@ def _setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("azure", "urllib3", "httpx", "httpcore", "fsspec", "asyncio"):
+    for noisy in ("azure", "urllib3", "httpx", "httpcore", "fsspec", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -200,6 +200,215 @@ def ignore_rejects_cmd(
     typer.echo(f"ignore-rejects: written={len(written)} failed={len(errors)}")
     for report in errors.reports:
         typer.echo(f"  {report.one_line()}")
+
+
+session_app = typer.Typer(help="Manage reduction sessions of a workspace.", no_args_is_help=True)
+list_app = typer.Typer(help="Show the organiser's tables.", no_args_is_help=True)
+app.add_typer(session_app, name="session")
+app.add_typer(list_app, name="list")
+Workspace = Annotated[str, typer.Argument(help="Workspace folder.")]
+SessionOpt = Annotated[str | None, typer.Option("--session", help="Session id (default: current).")]
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Print an aligned plain-text table."""
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            typer.echo("  ".join("-" * w for w in widths))
+    typer.echo(f"({len(rows)} rows)")
+
+
+@app.command("prep")
+def prep_cmd(
+    workspace: Workspace,
+    refresh: Annotated[bool, typer.Option(help="Rebuild the inventory from the files.")] = False,
+    rules: Annotated[str | None, typer.Option(help="Ruleset name or YAML path.")] = None,
+) -> None:
+    """Organise raw frames, predict every product and write the SOF files."""
+    from flows.organiser import prepare_workspace
+
+    s = _run_stage(prepare_workspace, workspace=workspace, refresh=refresh, rules=rules)
+    typer.echo(
+        f"prep: session={s.session} raw={s.raw_frames} new={s.new_frames} "
+        f"removed={s.removed_frames} rejected={len(s.rejected)} headers_read={s.headers_read} "
+        f"sets={s.sets} incomplete={s.incomplete_sets} products={s.products} "
+        f"sofs_written={s.sofs_written}"
+    )
+    for name, reason in s.rejected:
+        typer.echo(f"  rejected {name}: {reason}")
+
+
+@session_app.command("create")
+def session_create(
+    workspace: Workspace,
+    session_id: Annotated[str, typer.Argument(metavar="ID")],
+    rules: Annotated[str | None, typer.Option(help="Ruleset for the session.")] = None,
+) -> None:
+    """Create a session and make it current."""
+    from flows.organiser import create_session
+
+    name = _run_stage(create_session, workspace=workspace, name=session_id, rules=rules)
+    _run_stage(_session_refresh, workspace=workspace, session_id=name)
+    typer.echo(f"session {name} created (current)")
+
+
+@session_app.command("list")
+def session_list(workspace: Workspace) -> None:
+    """List sessions; * marks the current one."""
+    from flows.organiser import open_workspace
+    from storage import catalog
+
+    _, db = _run_stage(open_workspace, workspace=workspace)
+    _table(
+        ["", "id", "rules", "created"],
+        [["*" if s.current else "", s.name, s.rules, s.created_at] for s in catalog.sessions(db)],
+    )
+
+
+@session_app.command("switch")
+def session_switch(
+    workspace: Workspace, session_id: Annotated[str, typer.Argument(metavar="ID")]
+) -> None:
+    """Make another session current."""
+    from flows.organiser import switch_session
+
+    _run_stage(switch_session, workspace=workspace, name=session_id)
+    typer.echo(f"current session: {session_id}")
+
+
+def _session_refresh(workspace: str, session_id: str | None) -> tuple[str, int]:
+    from flows.organiser import open_workspace
+    from models.rules import load_rules
+    from storage import catalog
+    from storage.keys import validate_session_id
+    from storage.workspace import ensure_session_dirs
+    from tasks.organiser import write_sofs_task
+
+    ws, db = open_workspace(workspace)
+    current = catalog.current_session(db)
+    name = validate_session_id(session_id) if session_id else (current.name if current else "")
+    row = next((s for s in catalog.sessions(db) if s.name == name), None)
+    if row is None:
+        from models.errors import ConfigError
+
+        raise ConfigError(f"no session {name!r}")
+    ensure_session_dirs(ws, name)
+    written, _ = write_sofs_task.fn(str(ws), db.url, load_rules(row.rules), name)
+    return name, written
+
+
+@session_app.command("refresh")
+def session_refresh(
+    workspace: Workspace,
+    session_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
+) -> None:
+    """Redo a session's calibration matching and SOF files from its statuses."""
+    name, written = _run_stage(_session_refresh, workspace=workspace, session_id=session_id)
+    typer.echo(f"session {name}: {written} SOF files written")
+
+
+def _session_name(db: Any, session: str | None) -> str:
+    from storage import catalog
+
+    if session:
+        return session
+    current = catalog.current_session(db)
+    return current.name if current else ""
+
+
+@list_app.command("raw")
+def list_raw(workspace: Workspace) -> None:
+    """Raw frames."""
+    from flows.organiser import open_workspace
+    from storage import catalog
+
+    _, db = _run_stage(open_workspace, workspace=workspace)
+    rows = sorted(catalog.load_frames(db).items())
+    _table(
+        ["file", "kind", "night", "binning", "filter", "exptime", "gain", "readout", "mjd"],
+        [
+            [
+                p,
+                i.kind,
+                i.night,
+                i.binning,
+                i.filter,
+                f"{i.exptime:g}",
+                i.gain,
+                i.readout,
+                f"{i.mjd_obs:.5f}",
+            ]
+            for p, (_, i) in rows
+        ],
+    )
+
+
+@list_app.command("obs")
+def list_obs(workspace: Workspace) -> None:
+    """Science observations (object frames)."""
+    from flows.organiser import open_workspace
+    from storage import catalog
+
+    _, db = _run_stage(open_workspace, workspace=workspace)
+    rows = sorted(catalog.load_frames(db).items(), key=lambda kv: kv[1][1].mjd_obs)
+    _table(
+        ["file", "object", "night", "filter", "exptime", "mjd"],
+        [
+            [p, i.object, i.night, i.filter, f"{i.exptime:g}", f"{i.mjd_obs:.5f}"]
+            for p, (_, i) in rows
+            if i.kind == "science"
+        ],
+    )
+
+
+@list_app.command("sets")
+def list_sets(workspace: Workspace) -> None:
+    """Predicted recipe input sets."""
+    from flows.organiser import open_workspace
+    from storage import catalog
+
+    _, db = _run_stage(open_workspace, workspace=workspace)
+    sets, _ = catalog.load_plan(db)
+    _table(
+        ["set", "recipe", "night", "frames", "complete", "reason"],
+        [
+            [s.name, s.recipe, s.night, len(s.frames), "yes" if s.complete else "no", s.reason]
+            for s in sets
+        ],
+    )
+
+
+@list_app.command("products")
+def list_products(workspace: Workspace, session: SessionOpt = None) -> None:
+    """Predicted products with their status in a session."""
+    from flows.organiser import open_workspace
+    from storage import catalog
+
+    _, db = _run_stage(open_workspace, workspace=workspace)
+    name = _session_name(db, session)
+    status = catalog.statuses(db, name)
+    _, products = catalog.load_plan(db)
+    _table(
+        ["product", "recipe", "tag", "path", "status"],
+        [[p.name, p.recipe, p.tag, p.filepath, status.get(p.name, "-")] for p in products],
+    )
+
+
+@list_app.command("sofs")
+def list_sofs(workspace: Workspace, session: SessionOpt = None) -> None:
+    """Set-of-files entries of a session."""
+    from flows.organiser import open_workspace
+    from storage import catalog
+
+    _, db = _run_stage(open_workspace, workspace=workspace)
+    rows = catalog.sof_rows(db, _session_name(db, session))
+    _table(
+        ["sof", "file", "tag", "complete"],
+        [[r.sof, r.file, r.tag, "yes" if r.complete else "no"] for r in rows],
+    )
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ LOWER_PERCENTILE = 0.5
 UPPER_PERCENTILE = 99.5
 
 
-def fits_to_rgba(data: np.ndarray, rows_per_chunk: int = 512) -> np.ndarray:
-    """Render a 2-D array to an ``(H, W, 4)`` uint8 image (same row order as ``data``).
+def display_limits(data: np.ndarray) -> tuple[float, float]:
+    """``(vmin, vmax)`` of the interval over the finite pixels (sampled to ~1e6 pixels).
 
     Raises
     ------
@@ -28,25 +28,49 @@ def fits_to_rgba(data: np.ndarray, rows_per_chunk: int = 512) -> np.ndarray:
     """
     if data.ndim != 2:
         raise ProcessingError(f"expected a 2-D image, got shape {data.shape}")
-    finite_sample = data[:: max(1, data.shape[0] // 1000), :: max(1, data.shape[1] // 1000)]
-    finite_sample = finite_sample[np.isfinite(finite_sample)]
-    if finite_sample.size == 0:
+    sample = data[:: max(1, data.shape[0] // 1000), :: max(1, data.shape[1] // 1000)]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
         raise ProcessingError("image has no finite pixel")
-    vmin, vmax = AsymmetricPercentileInterval(LOWER_PERCENTILE, UPPER_PERCENTILE).get_limits(
-        finite_sample
-    )
+    vmin, vmax = AsymmetricPercentileInterval(LOWER_PERCENTILE, UPPER_PERCENTILE).get_limits(sample)
     if not vmax > vmin:
         vmax = vmin + 1.0
-    stretch = LinearStretch()
-    out = np.empty((*data.shape, 4), np.uint8)
-    scale = 1.0 / (vmax - vmin)
-    for r0 in range(0, data.shape[0], rows_per_chunk):
-        chunk = np.asarray(data[r0 : r0 + rows_per_chunk], dtype=np.float32)
-        good = np.isfinite(chunk)
-        norm = np.clip((np.where(good, chunk, vmin) - vmin) * scale, 0.0, 1.0)
-        grey = np.round(stretch(norm, clip=True) * 255.0).astype(np.uint8)
-        out[r0 : r0 + rows_per_chunk, :, 0] = grey
-        out[r0 : r0 + rows_per_chunk, :, 1] = grey
-        out[r0 : r0 + rows_per_chunk, :, 2] = grey
-        out[r0 : r0 + rows_per_chunk, :, 3] = np.where(good, 255, 0)
+    return float(vmin), float(vmax)
+
+
+def render(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Render any array of values to RGBA uint8 (shape ``values.shape + (4,)``)."""
+    chunk = np.asarray(values, dtype=np.float32)
+    good = np.isfinite(chunk)
+    norm = np.clip((np.where(good, chunk, vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
+    grey = np.round(LinearStretch()(norm, clip=True) * 255.0).astype(np.uint8)
+    out = np.empty((*chunk.shape, 4), np.uint8)
+    out[..., 0] = grey
+    out[..., 1] = grey
+    out[..., 2] = grey
+    out[..., 3] = np.where(good, 255, 0)
     return out
+
+
+class RenderedRows:
+    """A 2-D science array seen as an ``(H, W, 4)`` uint8 image, rendered on access.
+
+    Indexing renders only what is asked for (a band of rows for tiling, a strided sample for
+    the thumbnail), so the full 8-bit image is never held in memory.
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.vmin, self.vmax = display_limits(data)
+        self.shape = (data.shape[0], data.shape[1], 4)
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        return render(self.data[key], self.vmin, self.vmax)
+
+
+def fits_to_rgba(data: np.ndarray) -> np.ndarray:
+    """Render a whole 2-D array to an ``(H, W, 4)`` uint8 image (same row order)."""
+    return RenderedRows(data)[:, :]

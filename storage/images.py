@@ -17,13 +17,14 @@ from PIL import Image
 from models.errors import ProcessingError, WcsError
 from processing.tiling import Tile, thumbnail_box
 from processing.wcs import flip_rows, header_from_wcs
+from storage.png import encode_rgba
 
 log = logging.getLogger(__name__)
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 IMAGE_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
-# PNG zlib level for tiles: measured in benchmarks/bench_ingest.py (README has the numbers).
+# zlib level of PNG tiles (with the RLE strategy the level hardly matters; see storage/png.py).
 DEFAULT_PNG_LEVEL = 1
 
 
@@ -37,6 +38,42 @@ def image_kind(name: str) -> str | None:
     return None
 
 
+class PictureRows:
+    """Row access to a decoded picture without copying it into a numpy array.
+
+    Pillow already holds the decoded pixels; :func:`processing.tiling.study_tiles` reads them
+    one band of rows at a time through ``[r0:r1]``, so peak memory stays near the decoded
+    image itself (toasty keeps a second full copy).
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, image: Image.Image, flipped: bool = False) -> None:
+        self.image = image
+        self.flipped = flipped
+        channels = 4 if image.mode == "RGBA" else 3
+        self.shape = (image.height, image.width, channels)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("PictureRows supports [r0:r1] only")
+        h = self.shape[0]
+        r0, r1, _ = rows.indices(h)
+        if self.flipped:
+            r0, r1 = h - r1, h - r0
+        band = np.asarray(self.image.crop((0, r0, self.shape[1], r1)))
+        return band[::-1] if self.flipped else band
+
+    def flip(self) -> PictureRows:
+        return PictureRows(self.image, not self.flipped)
+
+
+def flip_vertical(pixels: np.ndarray | PictureRows) -> np.ndarray | PictureRows:
+    """The same pixels with rows in the opposite order (a view, no copy)."""
+    return pixels.flip() if isinstance(pixels, PictureRows) else pixels[::-1]
+
+
 @dataclass(frozen=True)
 class LoadedImage:
     """Pixels and WCS of an input image.
@@ -46,7 +83,7 @@ class LoadedImage:
     (1-based), or None when the file has none.
     """
 
-    pixels: np.ndarray
+    pixels: Any  # np.ndarray (FITS) or PictureRows (pictures)
     header: dict[str, Any] | None
     kind: str
 
@@ -98,16 +135,17 @@ def read_picture(path: Path, *, want_avm: bool = True) -> LoadedImage:
         For a corrupt, truncated or oversized file.
     """
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode = "RGBA" if ("A" in img.getbands() or "transparency" in img.info) else "RGB"
-            pixels = np.asarray(img.convert(mode) if img.mode != mode else img)
+        img = Image.open(path)
+        img.load()
+        mode = "RGBA" if ("A" in img.getbands() or "transparency" in img.info) else "RGB"
+        if img.mode != mode:
+            img = img.convert(mode)
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError...
         raise ProcessingError(f"{path.name}: not a readable image: {exc}") from exc
     header = None
     if want_avm:
-        header = _avm_header(path, pixels.shape[1], pixels.shape[0])
-    return LoadedImage(pixels, header, "picture")
+        header = _avm_header(path, img.width, img.height)
+    return LoadedImage(PictureRows(img), header, "picture")
 
 
 def _avm_header(path: Path, width: int, height: int) -> dict[str, Any] | None:
@@ -140,9 +178,10 @@ def read_image(path: Path, *, want_wcs: bool = True) -> LoadedImage:
 
 
 def _encode_png(tile: Tile, out_dir: str, level: int) -> int:
-    path = os.path.join(out_dir, tile.name)
-    Image.fromarray(tile.rgba, "RGBA").save(path, "PNG", compress_level=level)
-    return os.path.getsize(path)
+    data = encode_rgba(tile.rgba, level)
+    with open(os.path.join(out_dir, tile.name), "wb") as f:
+        f.write(data)
+    return len(data)
 
 
 def write_tiles(
@@ -152,8 +191,8 @@ def write_tiles(
     workers: int | None = None,
     png_level: int = DEFAULT_PNG_LEVEL,
 ) -> tuple[int, int]:
-    """Encode tiles to PNG files in ``out_dir`` with a thread pool (Pillow's zlib encoder
-    releases the GIL), keeping at most ``4 * workers`` tiles in flight.
+    """Encode tiles to PNG files in ``out_dir`` with a thread pool (zlib releases the GIL),
+    keeping at most ``4 * workers`` tiles in flight.
 
     Returns
     -------
@@ -179,12 +218,26 @@ def write_tiles(
     return count, nbytes
 
 
-def write_thumbnail(rgba_or_rgb: np.ndarray, path: Path, size: tuple[int, int] = (96, 45)) -> None:
-    """A centre-cropped ``thumb.jpg`` of ``size`` (96x45) from an image array (row 0 on top).
+def write_thumbnail(
+    rgba_or_rgb: np.ndarray | PictureRows, path: Path, size: tuple[int, int] = (96, 45)
+) -> None:
+    """A centre-cropped ``thumb.jpg`` of ``size`` (96x45) from an image (row 0 on top).
 
     Transparent pixels become black.
     """
     h, w = rgba_or_rgb.shape[:2]
+    if isinstance(rgba_or_rgb, PictureRows):
+        img = rgba_or_rgb.image
+        if rgba_or_rgb.flipped:
+            img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        box = thumbnail_box(w, h, size[0] / size[1])
+        thumb = img.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+        if thumb.mode == "RGBA":
+            black = Image.new("RGB", size)
+            black.paste(thumb, mask=thumb.getchannel("A"))
+            thumb = black
+        thumb.save(path, "JPEG", quality=90)
+        return
     left, top, right, bottom = thumbnail_box(w, h, size[0] / size[1])
     step = max(1, min((bottom - top) // (size[1] * 4), (right - left) // (size[0] * 4)))
     crop = np.asarray(rgba_or_rgb[top:bottom:step, left:right:step])

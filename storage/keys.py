@@ -84,6 +84,18 @@ def safe_id(text: str) -> str:
     return validate_id(cleaned)
 
 
+_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def validate_session_id(name: str) -> str:
+    """Check a session id: 1-16 characters of letters, digits, ``_`` and ``-``."""
+    if not isinstance(name, str) or not _SESSION_RE.match(name):
+        raise InvalidKeyError(
+            f"invalid session id {str(name)[:40]!r}: 1-16 letters, digits, '_' or '-'"
+        )
+    return name
+
+
 def validate_container_name(name: str) -> str:
     """Check an Azure Blob container name: 3-63 chars, lowercase letters, digits and single
     hyphens, starting and ending with a letter or digit.

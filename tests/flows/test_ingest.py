@@ -319,7 +319,7 @@ def test_missing_config_stops_the_run_with_a_clear_error(tmp_path: Path) -> None
 
 _PUBLISH_SCRIPT = """
 import sys
-from tasks.ingest import publish_image
+from tasks.ingest_work import publish_image
 publish_image(sys.argv[1], sys.argv[2], sys.argv[3])
 """
 

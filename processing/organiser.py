@@ -1,0 +1,259 @@
+"""The organiser's science: classify frames by rules, group them into recipe sets, predict
+products and match calibrations. Pure functions over header mappings; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models.errors import ProcessingError
+from models.organiser import FrameInfo, ProductPlan, SetPlan, SofLine, SofPlan
+from models.rules import CalibrationNeed, RuleSet
+
+MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
+NIGHT_OFFSET_DAYS = 15.0 / 24.0  # night = date of (MJD-OBS - 15 h)
+MAX_NAME = 60  # product names stay well inside a FITS string value (68 chars)
+
+
+def mjd_from_isot(text: str) -> float:
+    """MJD (UTC days) from an ISO 8601 DATE-OBS such as ``2026-01-10T21:03:04.5``."""
+    value = text.strip().replace("Z", "")
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ProcessingError(f"DATE-OBS {text!r} is not an ISO 8601 date") from exc
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return (stamp - MJD_EPOCH) / timedelta(days=1)
+
+
+def night_of(mjd: float) -> str:
+    """The night a frame belongs to: the date of ``MJD - 15 h`` (ISO)."""
+    return (MJD_EPOCH + timedelta(days=mjd - NIGHT_OFFSET_DAYS)).date().isoformat()
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).strip()
+
+
+def frame_info(file: str, header: Mapping[str, Any], rules: RuleSet) -> FrameInfo:
+    """Classify one raw frame from its header.
+
+    Raises
+    ------
+    ProcessingError
+        For a missing required keyword, an unparseable value, or a type no rule matches.
+    """
+    kw = rules.keywords
+    values: dict[str, Any] = {}
+    for field, keyword in kw.items():
+        value = header.get(keyword)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if field in rules.required:
+                raise ProcessingError(f"{file}: missing required keyword {keyword}")
+            continue
+        values[field] = value
+    if "mjd_obs" in values:
+        try:
+            mjd = float(values["mjd_obs"])
+        except (TypeError, ValueError):
+            raise ProcessingError(f"{file}: {kw['mjd_obs']} is not a number") from None
+    elif "date_obs" in values:
+        mjd = mjd_from_isot(str(values["date_obs"]))
+    else:
+        raise ProcessingError(
+            f"{file}: missing {kw.get('mjd_obs', 'MJD-OBS')} and {kw.get('date_obs', 'DATE-OBS')}"
+        )
+    try:
+        exptime = round(float(values["exptime"]), rules.exptime_decimals)
+    except (TypeError, ValueError, KeyError):
+        raise ProcessingError(f"{file}: {kw.get('exptime')} is not a number") from None
+    if not (math.isfinite(mjd) and math.isfinite(exptime) and exptime >= 0):
+        raise ProcessingError(f"{file}: MJD {mjd} or exposure time {exptime} is not valid")
+    kind = None
+    for rule in rules.classify:
+        if all(_text(values.get(f)).lower() in allowed for f, allowed in rule.match.items()):
+            kind = rule.kind
+            break
+    if kind is None:
+        shown = ", ".join(f"{kw[f]}={_text(values.get(f))!r}" for f in rules.classify[0].match)
+        raise ProcessingError(f"{file}: frame type ({shown}) matches no rule")
+    try:
+        xb = int(float(values.get("xbinning", 1)))
+        yb = int(float(values.get("ybinning", xb)))
+    except (TypeError, ValueError):
+        raise ProcessingError(f"{file}: binning is not a number") from None
+    return FrameInfo(
+        file=file,
+        kind=kind,
+        instrument=_text(values.get("instrument")),
+        binning=f"{xb}x{yb}",
+        readout=_text(values.get("readout")),
+        gain=_text(values.get("gain")),
+        filter=_text(values.get("filter")),
+        exptime=exptime,
+        mjd_obs=mjd,
+        night=night_of(mjd),
+        object=_text(values.get("object")),
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]", "", text.replace(" ", "-"))[:16]
+
+
+def _name(recipe: str, night: str, keys: dict[str, str], one: str | None) -> str:
+    if one is not None:  # per-frame product: the raw file's stem
+        stem = re.sub(r"\.(fits|fit|fts)$", "", one, flags=re.IGNORECASE)
+        return f"{stem[: MAX_NAME - 4]}_RED"
+    parts = [night.replace("-", ""), recipe.upper(), keys.get("binning", "")]
+    if "exptime" in keys:
+        parts.append(f"{keys['exptime']}s")
+    if keys.get("filter"):
+        parts.append(_slug(keys["filter"]))
+    digest = hashlib.sha1(repr(sorted(keys.items())).encode()).hexdigest()[:6]
+    name = "_".join(p for p in parts if p)
+    return f"{name[: MAX_NAME - 7]}_{digest}"
+
+
+def plan_sets(
+    frames: Iterable[FrameInfo], rules: RuleSet
+) -> tuple[list[SetPlan], list[ProductPlan]]:
+    """Group frames into recipe sets and predict each set's product, deterministically."""
+    by_kind: dict[str, list[FrameInfo]] = defaultdict(list)
+    for frame in sorted(frames, key=lambda f: (f.mjd_obs, f.file)):
+        by_kind[frame.kind].append(frame)
+    sets: list[SetPlan] = []
+    products: list[ProductPlan] = []
+    for order, recipe in enumerate(rules.recipes):
+        groups: dict[tuple[str, ...], list[FrameInfo]] = defaultdict(list)
+        for frame in by_kind.get(recipe.kind, []):
+            key = tuple(frame.key(k) for k in recipe.group_by)
+            if recipe.one_per_frame:
+                key = (*key, frame.file)
+            groups[key].append(frame)
+        for key, members in sorted(groups.items()):
+            keys = dict(zip(recipe.group_by, key, strict=False))
+            night = keys.get("night") or members[0].night
+            one = members[0].file if recipe.one_per_frame else None
+            name = _name(recipe.name, night, keys, one)
+            complete = len(members) >= recipe.min_frames
+            reason = (
+                ""
+                if complete
+                else (
+                    f"only {len(members)} {recipe.kind} frame(s); {recipe.name} needs "
+                    f"{recipe.min_frames}"
+                )
+            )
+            mjd = sum(f.mjd_obs for f in members) / len(members)
+            exptime = round(sum(f.exptime for f in members) / len(members), 4)
+            sorted_keys = tuple(sorted(keys.items()))
+            sets.append(
+                SetPlan(
+                    name=name,
+                    recipe=recipe.name,
+                    recipe_order=order,
+                    night=night,
+                    keys=sorted_keys,
+                    frames=tuple(sorted(f.path for f in members)),
+                    mjd=mjd,
+                    exptime=exptime,
+                    complete=complete,
+                    reason=reason,
+                )
+            )
+            products.append(
+                ProductPlan(
+                    name=name,
+                    set_name=name,
+                    recipe=recipe.name,
+                    recipe_order=order,
+                    tag=recipe.product_tag,
+                    filepath=f"reduced/{night}/{recipe.name}/{name}.fits",
+                    night=night,
+                    mjd=mjd,
+                    exptime=exptime,
+                    keys=sorted_keys,
+                    complete=complete,
+                )
+            )
+    names = [s.name for s in sets]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ProcessingError(f"product names collide: {dupes[:5]}")
+    return sets, products
+
+
+def _rank(need: CalibrationNeed, target: SetPlan, product: ProductPlan) -> tuple[float, float, str]:
+    dexp = abs(product.exptime - target.exptime) if need.rank_by_exptime else 0.0
+    return (round(dexp, 6), round(abs(product.mjd - target.mjd), 9), product.name)
+
+
+def match_calibrations(
+    sets: list[SetPlan],
+    products: list[ProductPlan],
+    rules: RuleSet,
+    statuses: Mapping[str, str] | None = None,
+    session_root: str = "",
+) -> list[SofPlan]:
+    """The SOF of every set for one session.
+
+    A calibration candidate is a product of the needed recipe whose ``match`` keys equal the
+    set's and that is usable in this session: its own SOF is complete and its status is not
+    ``fail``. Candidates rank by |delta exptime| (when the rules say so), then |delta MJD|, then
+    name (deterministic ties). A set with no candidate is incomplete, with the reason.
+    """
+    statuses = statuses or {}
+    prefix = f"{session_root.rstrip('/')}/" if session_root else ""
+    usable: dict[str, list[ProductPlan]] = defaultdict(list)
+    by_set = {p.set_name: p for p in products}
+    sofs: list[SofPlan] = []
+    for target in sorted(sets, key=lambda s: (s.recipe_order, s.name)):
+        recipe = rules.recipe(target.recipe)
+        lines = [SofLine(path=path, tag=recipe.raw_tag) for path in target.frames]
+        reasons = [] if target.complete else [target.reason]
+        used: list[str] = []
+        for need in recipe.needs:
+            candidates = [
+                p for p in usable[need.recipe] if all(p.key(k) == target.key(k) for k in need.match)
+            ]
+            if not candidates:
+                wanted = ", ".join(f"{k}={target.key(k)}" for k in need.match)
+                failed = [
+                    p.name
+                    for p in products
+                    if p.recipe == need.recipe and statuses.get(p.name) == "fail"
+                ]
+                extra = f" (failed: {', '.join(failed[:3])})" if failed else ""
+                reasons.append(f"no {need.tag} with {wanted}{extra}")
+                continue
+            best = min(candidates, key=lambda p: _rank(need, target, p))
+            used.append(best.name)
+            lines.append(SofLine(path=f"{prefix}{best.filepath}", tag=need.tag))
+        complete = not reasons
+        sofs.append(
+            SofPlan(
+                set_name=target.name,
+                recipe=target.recipe,
+                recipe_order=target.recipe_order,
+                lines=tuple(lines),
+                complete=complete,
+                reason="; ".join(reasons),
+                calibrations=tuple(used),
+            )
+        )
+        product = by_set[target.name]
+        if complete and statuses.get(product.name) != "fail":
+            usable[target.recipe].append(product)
+    return sofs

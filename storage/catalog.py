@@ -1,0 +1,352 @@
+"""Reading and writing the organiser's tables (rows in, rows out; short sessions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from models.errors import ConfigError
+from models.organiser import FrameInfo, ProductPlan, SetPlan, SofPlan
+from models.tables import (
+    ProductFrame,
+    ProductStatus,
+    QualityControl,
+    RawFrame,
+    RawFrameSet,
+    RejectedFrame,
+    Session,
+    SofMap,
+)
+from storage.database import Database
+from storage.workspace import FileStat
+
+FRAME_FIELDS = (
+    "kind",
+    "instrument",
+    "binning",
+    "readout",
+    "gain",
+    "filter",
+    "exptime",
+    "mjd_obs",
+    "night",
+    "object",
+)
+
+
+def load_frames(db: Database) -> dict[str, tuple[FileStat, FrameInfo]]:
+    """Every raw frame row by workspace-relative path."""
+    table = RawFrame.__table__
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(table)).mappings().all()
+    out = {}
+    for r in rows:
+        info = FrameInfo(
+            file=r["file"], **{k: r[k] or "" if k == "object" else r[k] for k in FRAME_FIELDS}
+        )
+        out[r["filepath"]] = (FileStat(r["filepath"], r["size"], r["mtime_ns"]), info)
+    return out
+
+
+def add_frames(db: Database, frames: Iterable[tuple[FileStat, FrameInfo]]) -> int:
+    rows = [
+        {
+            "file": info.file,
+            "filepath": st.path,
+            "size": st.size,
+            "mtime_ns": st.mtime_ns,
+            **{k: getattr(info, k) for k in FRAME_FIELDS},
+        }
+        for st, info in frames
+    ]
+    if rows:
+        with db.connect() as conn:
+            conn.execute(sa.insert(RawFrame.__table__), rows)
+    return len(rows)
+
+
+def remove_frames(db: Database, paths: Iterable[str]) -> int:
+    paths = list(paths)
+    if not paths:
+        return 0
+    table = RawFrame.__table__
+    with db.connect() as conn:
+        for i in range(0, len(paths), 500):
+            conn.execute(sa.delete(table).where(table.c.filepath.in_(paths[i : i + 500])))
+    return len(paths)
+
+
+def add_rejected(db: Database, items: Iterable[tuple[FileStat, str]]) -> int:
+    rows = [
+        {
+            "file": st.path.rsplit("/", 1)[-1],
+            "filepath": st.path,
+            "size": st.size,
+            "mtime_ns": st.mtime_ns,
+            "reason": reason,
+        }
+        for st, reason in items
+    ]
+    if rows:
+        with db.connect() as conn:
+            conn.execute(sa.insert(RejectedFrame.__table__), rows)
+    return len(rows)
+
+
+def rejected(db: Database) -> list[tuple[str, str]]:
+    with db.session() as s:
+        return [(r.filepath, r.reason) for r in s.exec(select(RejectedFrame)).all()]
+
+
+def clear_inventory(db: Database) -> None:
+    """Forget frames, rejects, sets, products and SOF maps (``prep --refresh``)."""
+    with db.connect() as conn:
+        for table in (RawFrame, RejectedFrame, RawFrameSet, ProductFrame, SofMap):
+            conn.execute(sa.delete(table.__table__))
+
+
+def _set_row(s: SetPlan) -> dict:
+    return {
+        "name": s.name,
+        "recipe": s.recipe,
+        "recipe_order": s.recipe_order,
+        "night": s.night,
+        "keys": json.dumps(dict(s.keys), sort_keys=True),
+        "frames": json.dumps(list(s.frames)),
+        "count": len(s.frames),
+        "mjd": s.mjd,
+        "exptime": s.exptime,
+        "complete": s.complete,
+        "reason": s.reason or None,
+    }
+
+
+def _product_row(p: ProductPlan) -> dict:
+    return {
+        "name": p.name,
+        "set_name": p.set_name,
+        "recipe": p.recipe,
+        "recipe_order": p.recipe_order,
+        "tag": p.tag,
+        "filepath": p.filepath,
+        "night": p.night,
+        "mjd": p.mjd,
+        "exptime": p.exptime,
+        "keys": json.dumps(dict(p.keys), sort_keys=True),
+        "complete": p.complete,
+    }
+
+
+def _rows(conn: sa.Connection, table: sa.Table, columns: Iterable[str]) -> list[tuple]:
+    cols = [table.c[c] for c in columns]
+    return sorted(tuple(r) for r in conn.execute(sa.select(*cols)).all())
+
+
+def replace_plan(db: Database, sets: list[SetPlan], products: list[ProductPlan]) -> bool:
+    """Store the predicted sets and products; writes nothing when they are unchanged.
+
+    Returns True when the tables changed.
+    """
+    set_rows = [_set_row(s) for s in sets]
+    product_rows = [_product_row(p) for p in products]
+    set_cols = list(set_rows[0]) if set_rows else list(_set_row.__annotations__)
+    with db.connect() as conn:
+        if set_rows:
+            same = _rows(conn, RawFrameSet.__table__, set_cols) == sorted(
+                tuple(r[c] for c in set_cols) for r in set_rows
+            )
+            pcols = list(product_rows[0])
+            same = same and _rows(conn, ProductFrame.__table__, pcols) == sorted(
+                tuple(r[c] for c in pcols) for r in product_rows
+            )
+        else:
+            same = not conn.execute(
+                sa.select(sa.func.count()).select_from(RawFrameSet.__table__)
+            ).scalar()
+        if same:
+            return False
+        conn.execute(sa.delete(RawFrameSet.__table__))
+        conn.execute(sa.delete(ProductFrame.__table__))
+        if set_rows:
+            conn.execute(sa.insert(RawFrameSet.__table__), set_rows)
+            conn.execute(sa.insert(ProductFrame.__table__), product_rows)
+    return True
+
+
+def load_plan(db: Database) -> tuple[list[SetPlan], list[ProductPlan]]:
+    with db.connect() as conn:
+        srows = conn.execute(sa.select(RawFrameSet.__table__)).mappings().all()
+        prows = conn.execute(sa.select(ProductFrame.__table__)).mappings().all()
+    sets = [
+        SetPlan(
+            name=r["name"],
+            recipe=r["recipe"],
+            recipe_order=r["recipe_order"],
+            night=r["night"],
+            keys=tuple(sorted(json.loads(r["keys"]).items())),
+            frames=tuple(json.loads(r["frames"])),
+            mjd=r["mjd"],
+            exptime=r["exptime"],
+            complete=r["complete"],
+            reason=r["reason"] or "",
+        )
+        for r in srows
+    ]
+    products = [
+        ProductPlan(
+            name=r["name"],
+            set_name=r["set_name"],
+            recipe=r["recipe"],
+            recipe_order=r["recipe_order"],
+            tag=r["tag"],
+            filepath=r["filepath"],
+            night=r["night"],
+            mjd=r["mjd"],
+            exptime=r["exptime"],
+            keys=tuple(sorted(json.loads(r["keys"]).items())),
+            complete=r["complete"],
+        )
+        for r in prows
+    ]
+    return sorted(sets, key=lambda s: (s.recipe_order, s.name)), sorted(
+        products, key=lambda p: (p.recipe_order, p.name)
+    )
+
+
+def replace_sofs(db: Database, session: str, sofs: list[SofPlan]) -> bool:
+    """Store a session's SOF map; writes nothing when it is unchanged."""
+    rows = [
+        {
+            "session": session,
+            "sof": sof.set_name,
+            "recipe": sof.recipe,
+            "recipe_order": sof.recipe_order,
+            "file": line.path,
+            "tag": line.tag,
+            "complete": sof.complete,
+            "reason": sof.reason or None,
+        }
+        for sof in sofs
+        for line in sof.lines
+    ]
+    table = SofMap.__table__
+    cols = ["session", "sof", "recipe", "recipe_order", "file", "tag", "complete", "reason"]
+    with db.connect() as conn:
+        existing = sorted(
+            tuple(r)
+            for r in conn.execute(
+                sa.select(*[table.c[c] for c in cols]).where(table.c.session == session)
+            ).all()
+        )
+        if existing == sorted(tuple(r[c] for c in cols) for r in rows):
+            return False
+        conn.execute(sa.delete(table).where(table.c.session == session))
+        if rows:
+            conn.execute(sa.insert(table), rows)
+    return True
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+def sessions(db: Database) -> list[Session]:
+    with db.session() as s:
+        return list(s.exec(select(Session).order_by(Session.name)).all())
+
+
+def create_session(
+    db: Database, name: str, rules: str = "generic-ccd", make_current: bool = True
+) -> Session:
+    with db.session() as s:
+        if s.exec(select(Session).where(Session.name == name)).first():
+            raise ConfigError(f"session {name!r} already exists")
+        if make_current:
+            s.exec(sa.update(Session).values(current=False))
+        row = Session(name=name, current=make_current, rules=rules)
+        s.add(row)
+    return row
+
+
+def current_session(db: Database) -> Session | None:
+    with db.session() as s:
+        return s.exec(select(Session).where(Session.current == sa.true())).first()
+
+
+def switch_session(db: Database, name: str) -> None:
+    with db.session() as s:
+        if not s.exec(select(Session).where(Session.name == name)).first():
+            raise ConfigError(f"no session {name!r}")
+        s.exec(sa.update(Session).values(current=False))
+        s.exec(sa.update(Session).where(Session.name == name).values(current=True))
+
+
+# -- statuses and QC --------------------------------------------------------------------------
+
+
+def statuses(db: Database, session: str) -> dict[str, str]:
+    with db.session() as s:
+        rows = s.exec(select(ProductStatus).where(ProductStatus.session == session)).all()
+        return {r.product: r.status for r in rows}
+
+
+def set_status(
+    db: Database, session: str, product: str, status: str, message: str | None = None
+) -> None:
+    """Record a product's status in a session (``fail`` at start, ``pass`` on success)."""
+    table = ProductStatus.__table__
+    with db.connect() as conn:
+        updated = conn.execute(
+            sa.update(table)
+            .where(table.c.session == session, table.c.product == product)
+            .values(status=status, message=message, updated_at=sa.func.now())
+        ).rowcount
+        if not updated:
+            conn.execute(
+                sa.insert(table).values(
+                    session=session, product=product, status=status, message=message
+                )
+            )
+
+
+def clear_statuses(db: Database, session: str, products: Iterable[str]) -> None:
+    table = ProductStatus.__table__
+    names = list(products)
+    with db.connect() as conn:
+        conn.execute(sa.delete(table).where(table.c.session == session, table.c.product.in_(names)))
+
+
+def add_qc(db: Database, rows: list[dict]) -> None:
+    if rows:
+        with db.connect() as conn:
+            table = QualityControl.__table__
+            conn.execute(
+                sa.delete(table).where(
+                    table.c.session == rows[0]["session"], table.c.product == rows[0]["product"]
+                )
+            )
+            conn.execute(sa.insert(table), rows)
+
+
+def qc_rows(db: Database, session: str) -> list[QualityControl]:
+    with db.session() as s:
+        return list(
+            s.exec(
+                select(QualityControl)
+                .where(QualityControl.session == session)
+                .order_by(QualityControl.product, QualityControl.qc_name)
+            ).all()
+        )
+
+
+def sof_rows(db: Database, session: str) -> list[SofMap]:
+    with db.session() as s:
+        return list(
+            s.exec(
+                select(SofMap)
+                .where(SofMap.session == session)
+                .order_by(SofMap.recipe_order, SofMap.sof, SofMap.file)
+            ).all()
+        )

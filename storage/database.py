@@ -1,0 +1,111 @@
+"""The organiser's database: engine, alembic migrations, short-lived sessions.
+
+SQLite by default (``<workspace>/astroflow.db``, WAL journal, 30 s busy timeout);
+``ASTROFLOW_DATABASE_URL`` selects another database (PostgreSQL for several workers). The
+variable is read when a database is opened, never at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from models.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DATABASE_ENV = "ASTROFLOW_DATABASE_URL"
+MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30_000
+
+
+def database_url(workspace: str | Path) -> str:
+    """``ASTROFLOW_DATABASE_URL`` when set, else the workspace's SQLite file."""
+    url = os.environ.get(DATABASE_ENV, "").strip()
+    if url:
+        return url
+    return f"sqlite:///{Path(workspace).resolve() / 'astroflow.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL per process (engines pool connections; sessions stay short)."""
+    engine = _ENGINES.get(url)
+    if engine is None:
+        try:
+            if url.startswith("sqlite"):
+                engine = sa.create_engine(
+                    url,
+                    connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                )
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise ConfigError(f"cannot open database URL from {DATABASE_ENV}: {exc}") from None
+        _ENGINES[url] = engine
+    return engine
+
+
+_MIGRATED: set[str] = set()
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the latest alembic revision (once per process)."""
+    key = engine.url.render_as_string(hide_password=False)
+    if key in _MIGRATED:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    _MIGRATED.add(key)
+
+
+class Database:
+    """A migrated database for one workspace."""
+
+    def __init__(self, workspace: str | Path, url: str | None = None) -> None:
+        self.url = url or database_url(workspace)
+        self.engine = engine_for(self.url)
+        migrate(self.engine)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A short-lived session, committed on success, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A Core connection in a transaction (bulk inserts)."""
+        with self.engine.begin() as conn:
+            yield conn

@@ -1,0 +1,182 @@
+"""The organiser's workspace on disk: compressed frames, headers, moves, SOF files.
+
+Layout (after soxspipe)::
+
+    <workspace>/raw/<night>/*.fits   raw frames, by night
+    <workspace>/misc/                anything else (with the reason recorded in the database)
+    <workspace>/sessions/<id>/sof/   one SOF per set
+    <workspace>/sessions/<id>/reduced/<night>/<recipe>/<name>.fits   products
+    <workspace>/sessions/<id>/qc/    QC tables
+    <workspace>/astroflow.db         SQLite database (default)
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.errors import ProcessingError
+
+log = logging.getLogger(__name__)
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+COMPRESSED = (".z", ".gz")
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """A file's workspace-relative path with the size and mtime that say "unchanged"."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def stat(workspace: Path, rel: str) -> FileStat:
+    st = (workspace / rel).stat()
+    return FileStat(rel, st.st_size, st.st_mtime_ns)
+
+
+def is_fits_name(name: str) -> bool:
+    return name.lower().endswith(FITS_SUFFIXES) and not name.startswith(".")
+
+
+def uncompress_root(workspace: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Uncompress ``*.fits.Z`` (LZW, via unlzw3) and ``*.fits.gz`` in the workspace root.
+
+    The compressed file is removed once its FITS is written (atomically). A file that cannot be
+    uncompressed is moved to ``misc/``.
+
+    Returns
+    -------
+    done, failed
+        Names written, and ``(name, reason)`` for failures.
+    """
+    import unlzw3
+
+    done: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for path in sorted(workspace.iterdir()):
+        lower = path.name.lower()
+        if not path.is_file() or not any(
+            lower.endswith(f + c) for f in FITS_SUFFIXES for c in COMPRESSED
+        ):
+            continue
+        target = path.with_name(path.name.rsplit(".", 1)[0])
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            raw = path.read_bytes()
+            data = unlzw3.unlzw(raw) if lower.endswith(".z") else gzip.decompress(raw)
+            if target.exists():
+                raise ProcessingError(f"{target.name} already exists")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            path.unlink()
+            done.append(target.name)
+        except Exception as exc:
+            tmp.unlink(missing_ok=True)
+            reason = f"cannot uncompress {path.name}: {exc}"
+            failed.append((path.name, reason))
+            move_to(workspace, path, "misc")
+    return done, failed
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The primary header of a FITS file as a plain dict (keyword -> value).
+
+    Raises
+    ------
+    ProcessingError
+        Naming the file, when it is not readable FITS.
+    """
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = fits.getheader(path)
+        return {k: header[k] for k in header if k not in ("COMMENT", "HISTORY", "")}
+    except Exception as exc:
+        raise ProcessingError(f"{path.name}: not a readable FITS header: {exc}") from exc
+
+
+def move_to(workspace: Path, path: Path, folder: str) -> str:
+    """Move ``path`` into ``workspace/folder/`` (a name clash gets a numbered suffix).
+
+    Returns the workspace-relative destination.
+    """
+    dest_dir = workspace / folder
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / path.name
+    n = 1
+    while dest.exists():
+        dest = dest_dir / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    os.replace(path, dest)
+    return dest.relative_to(workspace).as_posix()
+
+
+def root_fits(workspace: Path) -> list[Path]:
+    """FITS files sitting in the workspace root (new arrivals)."""
+    return sorted(p for p in workspace.iterdir() if p.is_file() and is_fits_name(p.name))
+
+
+def raw_files(workspace: Path) -> dict[str, FileStat]:
+    """Every FITS file under ``raw/``, by workspace-relative path."""
+    out: dict[str, FileStat] = {}
+    raw = workspace / "raw"
+    if not raw.is_dir():
+        return out
+    for night in raw.iterdir():
+        if not night.is_dir():
+            continue
+        with os.scandir(night) as it:
+            for entry in it:
+                if entry.is_file() and is_fits_name(entry.name):
+                    st = entry.stat()
+                    rel = f"raw/{night.name}/{entry.name}"
+                    out[rel] = FileStat(rel, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def session_dir(workspace: Path, session: str) -> Path:
+    return workspace / "sessions" / session
+
+
+def write_sofs(workspace: Path, session: str, sofs: dict[str, str]) -> int:
+    """Write SOF files (name -> text) for a session, only those whose bytes differ, and remove
+    stale ones. Returns the number of files written or removed."""
+    folder = session_dir(workspace, session) / "sof"
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = 0
+    for name, text in sofs.items():
+        path = folder / f"{name}.sof"
+        data = text.encode("utf-8")
+        if path.exists() and path.read_bytes() == data:
+            continue
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        changed += 1
+    for path in folder.glob("*.sof"):
+        if path.stem not in sofs:
+            path.unlink()
+            changed += 1
+    return changed
+
+
+def ensure_session_dirs(workspace: Path, session: str) -> Path:
+    root = session_dir(workspace, session)
+    for sub in ("sof", "qc", "reduced", "settings"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

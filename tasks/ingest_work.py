@@ -1,0 +1,197 @@
+"""The work of the ingest tasks as plain functions, without Prefect (benchmarks and
+subprocesses call them directly); :mod:`tasks.ingest` wraps each in a Prefect task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from models.errors import ProcessingError, WcsError
+from models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
+from models.repository import PutTreeResult
+from processing.render import RenderedRows
+from processing.tiling import study_tiles
+from processing.wcs import avm_to_header, orient_top_down, placement
+from storage.images import (
+    DEFAULT_PNG_LEVEL,
+    flip_vertical,
+    read_image,
+    write_thumbnail,
+    write_tiles,
+)
+from storage.repository import open_repository
+from storage.sources import download, sha256_file, write_json_atomic
+from storage.workdir import CANDIDATE_FILE, WorkDir
+from storage.wtml import index_documents, study_folder
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("astroflow")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "dev"
+
+
+# -- fetch ----------------------------------------------------------------------------------
+
+
+def fetch_image(
+    candidate: Candidate,
+    repository: str,
+    work_dir: str,
+    azure_conn_env: str | None = None,
+    *,
+    force: bool = False,
+) -> str:
+    """Fetch one candidate into ``cache_todo/<id>`` unless it is done, ignored or pending.
+
+    Returns
+    -------
+    str
+        ``"new"`` (downloaded), ``"ignored"`` (``skip.flag``), ``"done"`` (published from the
+        same source version), or ``"pending"`` (already fetched or processed, not published).
+    """
+    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    wd = WorkDir(work_dir).ensure()
+    cid = candidate.id
+    if repo.exists(f"{cid}/{SKIP_FLAG}"):
+        return "ignored"
+    if not force and repo.exists(f"{cid}/{MARKER}"):
+        try:
+            manifest = ImageManifest.model_validate_json(repo.read_bytes(f"{cid}/{MANIFEST}"))
+        except FileNotFoundError:
+            return "done"  # published by toasty: no manifest, nothing to compare
+        if manifest.last_updated == candidate.last_updated:
+            return "done"
+        log.info(
+            "%s changed upstream (%s -> %s): fetching again",
+            cid,
+            manifest.last_updated,
+            candidate.last_updated,
+        )
+    if not force:
+        for stage in ("cache_todo", "out_todo"):
+            folder = wd.path(stage, cid)
+            if folder.is_dir():
+                known = _pending_version(folder)
+                if known == candidate.last_updated:
+                    return "pending"
+    part = wd.partial("cache_todo", cid)
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    image_path = part / f"image.{candidate.image_ext}"
+    sha, nbytes = download(candidate.image_url, image_path)
+    (part / CANDIDATE_FILE).write_text(candidate.model_dump_json(indent=2), encoding="utf-8")
+    write_json_atomic(part / "download.json", {"sha256": sha, "bytes": nbytes})
+    wd.commit("cache_todo", cid)
+    # A stale processed copy of an older version must not be published over the new one.
+    shutil.rmtree(wd.path("out_todo", cid), ignore_errors=True)
+    return "new"
+
+
+def _pending_version(folder: Path) -> str | None:
+    for name in (CANDIDATE_FILE, MANIFEST):
+        path = folder / name
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return str(data.get("last_updated", ""))
+    return None
+
+
+# -- process --------------------------------------------------------------------------------
+
+
+def process_image(
+    image_id: str,
+    work_dir: str,
+    publish_url_prefix: str,
+    *,
+    png_level: int = DEFAULT_PNG_LEVEL,
+    workers: int | None = None,
+) -> ImageManifest:
+    """Turn ``cache_todo/<id>`` into ``out_todo/<id>``, then move the input to ``cache_done``.
+
+    The WCS is validated before any tiling. On failure the input stays in ``cache_todo`` with
+    ``error.txt``, and nothing is left in ``out_todo``.
+    """
+    wd = WorkDir(work_dir).ensure()
+    src = wd.path("cache_todo", image_id)
+    part = wd.partial("out_todo", image_id)
+    try:
+        candidate = wd.candidate("cache_todo", image_id)
+        images = sorted(src.glob("image.*"))
+        if not images:
+            raise ProcessingError(f"{image_id}: no downloaded image in {src}")
+        image_path = images[0]
+        loaded = read_image(image_path, want_wcs=candidate.avm is None)
+        height, width = loaded.pixels.shape[:2]
+        if candidate.avm is not None:
+            header = avm_to_header(candidate.avm, width, height)
+        elif loaded.header is not None:
+            header = loaded.header
+        else:
+            raise WcsError(f"{image_path.name}: no celestial WCS (FITS header or AVM tags)")
+        header, flip = orient_top_down(header, height)
+        place = placement(header, width, height)  # validates before any tiling
+        pixels = flip_vertical(loaded.pixels) if flip else loaded.pixels
+        rgba = RenderedRows(pixels) if loaded.kind == "fits" else pixels
+        del loaded, pixels
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        count, _ = write_tiles(study_tiles(rgba), part, workers=workers, png_level=png_level)
+        write_thumbnail(rgba, part / "thumb.jpg")
+        folder = study_folder(
+            place,
+            name=candidate.title or image_id,
+            credits=candidate.credits,
+            credits_url=candidate.credits_url,
+            description=candidate.description,
+        )
+        rel, absolute = index_documents(
+            folder, f"{publish_url_prefix}{image_id}/", candidate.last_updated
+        )
+        (part / "index_rel.wtml").write_bytes(rel)
+        manifest = ImageManifest(
+            id=image_id,
+            source_type=candidate.source_type,
+            source_id=candidate.source_id,
+            last_updated=candidate.last_updated,
+            input_sha256=sha256_file(image_path),
+            input_bytes=image_path.stat().st_size,
+            width=width,
+            height=height,
+            tile_levels=place.tile_levels,
+            tile_count=count,
+            astroflow_version=_version(),
+        )
+        (part / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        (part / MARKER).write_bytes(absolute)
+    except BaseException as exc:
+        shutil.rmtree(part, ignore_errors=True)
+        wd.record_error("cache_todo", image_id, f"{type(exc).__name__}: {exc}")
+        raise
+    wd.commit("out_todo", image_id)
+    (src / "error.txt").unlink(missing_ok=True)
+    wd.move("cache_todo", "cache_done", image_id)
+    return manifest
+
+
+# -- publish --------------------------------------------------------------------------------
+
+
+def publish_image(
+    image_id: str, repository: str, work_dir: str, azure_conn_env: str | None = None
+) -> PutTreeResult:
+    """Upload ``out_todo/<id>`` to ``<id>/`` (``index.wtml`` last), then move it to
+    ``out_done``."""
+    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    wd = WorkDir(work_dir)
+    result = repo.put_tree(wd.path("out_todo", image_id), image_id, marker=MARKER)
+    wd.move("out_todo", "out_done", image_id)
+    return result
