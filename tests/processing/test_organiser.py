@@ -1,0 +1,163 @@
+"""Classification, grouping, prediction and calibration matching (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.errors import ProcessingError
+from models.organiser import FrameInfo
+from models.rules import load_rules
+from processing.organiser import (
+    frame_info,
+    match_calibrations,
+    mjd_from_isot,
+    night_of,
+    plan_sets,
+)
+
+RULES = load_rules()
+
+
+def _h(**kw: object) -> dict:
+    base = {
+        "IMAGETYP": "BIAS",
+        "EXPTIME": 0.0,
+        "MJD-OBS": 61050.1,
+        "INSTRUME": "CAM",
+        "XBINNING": 1,
+        "YBINNING": 1,
+        "GAIN": 1.5,
+        "READOUTM": "Fast",
+    }
+    base.update(kw)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("imagetyp", "kind"),
+    [
+        ("BIAS", "bias"),
+        ("zero", "bias"),
+        ("Bias Frame", "bias"),
+        ("Dark Frame", "dark"),
+        ("Flat Field", "flat"),
+        ("SKYFLAT", "flat"),
+        ("domeflat", "flat"),
+        ("Light Frame", "science"),
+        ("OBJECT", "science"),
+        (" light ", "science"),
+    ],
+    ids=lambda v: str(v).strip().replace(" ", "-"),
+)
+def test_imagetyp_variants(imagetyp: str, kind: str) -> None:
+    assert frame_info("f.fits", _h(IMAGETYP=imagetyp), RULES).kind == kind
+
+
+def test_night_is_mjd_minus_15_hours() -> None:
+    assert night_of(mjd_from_isot("2026-01-10T14:59:00")) == "2026-01-09"
+    assert night_of(mjd_from_isot("2026-01-10T15:01:00")) == "2026-01-10"
+    assert mjd_from_isot("1858-11-17T00:00:00") == 0.0
+
+
+def test_mjd_from_date_obs_when_absent() -> None:
+    info = frame_info("f.fits", _h(**{"MJD-OBS": None, "DATE-OBS": "2026-01-10T02:24:00"}), RULES)
+    assert info.mjd_obs == pytest.approx(61050.1)
+    assert info.night == "2026-01-09"
+
+
+def test_exptime_rounded_to_centiseconds() -> None:
+    a = frame_info("a.fits", _h(IMAGETYP="DARK", EXPTIME=60.0001), RULES)
+    b = frame_info("b.fits", _h(IMAGETYP="DARK", EXPTIME=59.9999), RULES)
+    assert a.exptime == b.exptime == 60.0
+
+
+@pytest.mark.parametrize(
+    ("header", "match"),
+    [
+        (_h(IMAGETYP=None), "missing required keyword IMAGETYP"),
+        (_h(EXPTIME=None), "missing required keyword EXPTIME"),
+        (_h(**{"MJD-OBS": None}), "MJD-OBS and DATE-OBS"),
+        (_h(IMAGETYP="FOCUS"), "matches no rule"),
+        (_h(EXPTIME="long"), "not a number"),
+        (_h(**{"MJD-OBS": None, "DATE-OBS": "yesterday"}), "not an ISO 8601"),
+    ],
+    ids=["no-type", "no-exptime", "no-time", "unknown-type", "bad-exptime", "bad-date"],
+)
+def test_bad_headers(header: dict, match: str) -> None:
+    with pytest.raises(ProcessingError, match=match):
+        frame_info("bad.fits", header, RULES)
+
+
+def _frame(name: str, kind: str, mjd: float, exptime: float = 0.0, **kw: str) -> FrameInfo:
+    return FrameInfo(
+        file=name,
+        kind=kind,
+        exptime=exptime,
+        mjd_obs=mjd,
+        night=night_of(mjd),
+        instrument="CAM",
+        **kw,
+    )
+
+
+def test_ties_are_broken_by_name_and_missing_calibrations_reported() -> None:
+    frames = [
+        *[_frame(f"b1_{i}.fits", "bias", 61050.0 + i * 1e-4) for i in range(3)],
+        *[_frame(f"b2_{i}.fits", "bias", 61052.0 + i * 1e-4) for i in range(3)],
+        # science exactly between the two bias nights: equal |delta MJD|
+        _frame("sci.fits", "science", 61051.0001, 10.0, filter="R"),
+    ]
+    sets, products = plan_sets(frames, RULES)
+    sofs = {s.set_name: s for s in match_calibrations(sets, products, RULES)}
+    sci = sofs["sci_RED"]
+    biases = sorted(p.name for p in products if p.recipe == "mbias")
+    assert sci.calibrations[0] == biases[0]  # tie -> first by name
+    assert not sci.complete
+    assert "no MASTER_DARK" in sci.reason
+    assert "no MASTER_FLAT" in sci.reason
+    # Reversing the input order changes nothing.
+    sets2, products2 = plan_sets(list(reversed(frames)), RULES)
+    assert match_calibrations(sets2, products2, RULES) == list(sofs.values())
+
+
+def test_failed_product_is_replaced_by_next_closest() -> None:
+    frames = [
+        *[_frame(f"b1_{i}.fits", "bias", 61050.0 + i * 1e-4) for i in range(3)],
+        *[_frame(f"b2_{i}.fits", "bias", 61053.0 + i * 1e-4) for i in range(3)],
+        *[_frame(f"d_{i}.fits", "dark", 61050.1 + i * 1e-4, 30.0) for i in range(3)],
+    ]
+    sets, products = plan_sets(frames, RULES)
+    near, far = sorted((p for p in products if p.recipe == "mbias"), key=lambda p: p.mjd)
+    dark = next(s for s in sets if s.recipe == "mdark").name
+    first = {s.set_name: s for s in match_calibrations(sets, products, RULES)}
+    assert first[dark].calibrations == (near.name,)
+    second = {s.set_name: s for s in match_calibrations(sets, products, RULES, {near.name: "fail"})}
+    assert second[dark].calibrations == (far.name,)
+    third = {
+        s.set_name: s
+        for s in match_calibrations(sets, products, RULES, {near.name: "fail", far.name: "fail"})
+    }
+    assert not third[dark].complete
+    assert "failed" in third[dark].reason
+
+
+def test_darks_rank_by_exposure_time_first() -> None:
+    frames = [
+        *[_frame(f"b_{i}.fits", "bias", 61050.0 + i * 1e-4) for i in range(3)],
+        *[_frame(f"d30_{i}.fits", "dark", 61050.5 + i * 1e-4, 30.0) for i in range(3)],
+        *[_frame(f"d300_{i}.fits", "dark", 61050.01 + i * 1e-4, 300.0) for i in range(3)],
+        *[_frame(f"f_{i}.fits", "flat", 61050.02 + i * 1e-4, 5.0, filter="R") for i in range(3)],
+        _frame("sci.fits", "science", 61050.02, 40.0, filter="R"),
+    ]
+    sets, products = plan_sets(frames, RULES)
+    sofs = {s.set_name: s for s in match_calibrations(sets, products, RULES)}
+    dark30 = next(p.name for p in products if p.recipe == "mdark" and p.exptime == 30.0)
+    assert dark30 in sofs["sci_RED"].calibrations  # closer in exptime, further in time
+    assert sofs["sci_RED"].complete
+
+
+def test_product_names_fit_fits_headers() -> None:
+    frames = [_frame("x" * 90 + ".fits", "science", 61050.0, 1.0)]
+    _, products = plan_sets(frames, RULES)
+    assert len(products[0].name) <= 60
+    assert products[0].filepath.startswith("reduced/")
