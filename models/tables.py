@@ -195,18 +195,37 @@ class Session(SQLModel, table=True):
 
 
 class RemoteFile(SQLModel, table=True):
-    """A cached download of the remote data manager (one row per version)."""
+    """One cached version of a remote data file."""
 
     __tablename__ = "remote_files"
-    __table_args__ = (sa.UniqueConstraint("name", "sha256", name="uq_remote_files_version"),)
+    __table_args__ = (sa.UniqueConstraint("name", "hash", name="uq_remote_files_version"),)
 
     id: uuid.UUID | None = _pk()
     name: str = Field(index=True)
-    url: str
-    sha256: str
-    path: str
+    version: int
+    urls: str  # JSON list of mirrors, in order
+    hash: str = Field(index=True)  # "sha256:<hex>" or "md5:<hex>"
     size: int
-    current: bool = Field(
-        sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.true())
+    path: str  # relative to the cache folder
+    is_default: bool = Field(
+        default=None,
+        sa_column=sa.Column("default", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
-    downloaded_at: datetime | None = _now_col("downloaded_at")
+    skip_hash: bool = Field(
+        default=None,
+        sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    created_at: datetime | None = _now_col("created_at")
+    modified_at: datetime | None = _now_col("modified_at")
+
+
+class RemoteUrl(SQLModel, table=True):
+    """A URL a file was downloaded from (recorded after the file itself)."""
+
+    __tablename__ = "remote_urls"
+
+    id: uuid.UUID | None = _pk()
+    url: str = Field(index=True)
+    name: str
+    hash: str
+    fetched_at: datetime | None = _now_col("fetched_at")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def engine_for(url: str) -> Engine:
 
 
 _MIGRATED: set[str] = set()
+_MIGRATE_LOCK = threading.Lock()
 
 
 def migrate(engine: Engine) -> None:
@@ -76,13 +78,34 @@ def migrate(engine: Engine) -> None:
         return
     from alembic import command
     from alembic.config import Config
+    from filelock import FileLock
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-    _MIGRATED.add(key)
+    # alembic's context is process-global, and two processes must not create the same
+    # tables at once: one thread per process, one process per SQLite file.
+    with _MIGRATE_LOCK:
+        if key in _MIGRATED:
+            return
+        database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+        file_lock = (
+            FileLock(f"{database}.migrate.lock", timeout=120)
+            if database and database != ":memory:"
+            else contextlib.nullcontext()
+        )
+        with file_lock:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        _MIGRATED.add(key)
+
+
+def forget_migration(url: str) -> None:
+    """Make the next :class:`Database` for ``url`` migrate again (its file was deleted)."""
+    engine = _ENGINES.pop(url, None)
+    if engine is not None:
+        _MIGRATED.discard(engine.url.render_as_string(hide_password=False))
+        engine.dispose()
 
 
 class Database:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 17:51:19.463046
+Create Date: 2026-11-22 18:03:06.051939
 """
 
 from __future__ import annotations
@@ -49,10 +49,7 @@ def upgrade() -> None:
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=True,
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
         ),
         sa.PrimaryKeyConstraint("_id"),
         sa.UniqueConstraint("session", "product", name="uq_product_status"),
@@ -71,10 +68,7 @@ def upgrade() -> None:
         sa.Column("max", sa.Float(), nullable=True),
         sa.Column("flag", sa.Boolean(), nullable=False),
         sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=True,
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
         ),
         sa.PrimaryKeyConstraint("_id"),
     )
@@ -114,10 +108,7 @@ def upgrade() -> None:
         sa.Column("object", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("ignore", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=True,
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
         ),
         sa.PrimaryKeyConstraint("_id"),
         sa.UniqueConstraint("filepath", name="uq_raw_frames_filepath"),
@@ -134,10 +125,7 @@ def upgrade() -> None:
         sa.Column("mtime_ns", sa.BigInteger(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=True,
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
         ),
         sa.PrimaryKeyConstraint("_id"),
         sa.UniqueConstraint("filepath", name="uq_rejected_frames_filepath"),
@@ -146,22 +134,39 @@ def upgrade() -> None:
         "remote_files",
         sa.Column("_id", sa.Uuid(), server_default=models.tables.new_uuid(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("url", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("urls", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("current", sa.Boolean(), server_default=sa.true(), nullable=False),
+        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("default", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("skip_hash", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
-            "downloaded_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=True,
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
+        ),
+        sa.Column(
+            "modified_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
         ),
         sa.PrimaryKeyConstraint("_id"),
-        sa.UniqueConstraint("name", "sha256", name="uq_remote_files_version"),
+        sa.UniqueConstraint("name", "hash", name="uq_remote_files_version"),
     )
     with op.batch_alter_table("remote_files", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_remote_files_hash"), ["hash"], unique=False)
         batch_op.create_index(batch_op.f("ix_remote_files_name"), ["name"], unique=False)
+
+    op.create_table(
+        "remote_urls",
+        sa.Column("_id", sa.Uuid(), server_default=models.tables.new_uuid(), nullable=False),
+        sa.Column("url", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column(
+            "fetched_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
+        ),
+        sa.PrimaryKeyConstraint("_id"),
+    )
+    with op.batch_alter_table("remote_urls", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_remote_urls_url"), ["url"], unique=False)
 
     op.create_table(
         "sessions",
@@ -170,10 +175,7 @@ def upgrade() -> None:
         sa.Column("current", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("rules", sa.String(), server_default="generic-ccd", nullable=False),
         sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.func.now(),
-            nullable=True,
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=True
         ),
         sa.PrimaryKeyConstraint("_id"),
         sa.UniqueConstraint("name"),
@@ -204,8 +206,13 @@ def downgrade() -> None:
 
     op.drop_table("sof_map")
     op.drop_table("sessions")
+    with op.batch_alter_table("remote_urls", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_remote_urls_url"))
+
+    op.drop_table("remote_urls")
     with op.batch_alter_table("remote_files", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_remote_files_name"))
+        batch_op.drop_index(batch_op.f("ix_remote_files_hash"))
 
     op.drop_table("remote_files")
     op.drop_table("rejected_frames")

@@ -1,0 +1,265 @@
+"""The remote data manager against a real HTTP server on 127.0.0.1 (pytest-httpserver)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from models.errors import DownloadError, HashMismatchError
+from storage import RemoteData
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> RemoteData:
+    return RemoteData(tmp_path / "cache", timeout=2.0, retries=3, backoff=0.05)
+
+
+def _hits(server: HTTPServer, path: str) -> int:
+    return sum(1 for req, _ in server.log if req.path == path)
+
+
+def test_503_then_success(remote: RemoteData, httpserver: HTTPServer) -> None:
+    body = b"flat" * 100
+    httpserver.expect_oneshot_request("/f").respond_with_data("busy", status=503)
+    httpserver.expect_request("/f").respond_with_data(body)
+    path = remote.fetch("flat.fits", [httpserver.url_for("/f")], sha(body))
+    assert path.read_bytes() == body
+    assert _hits(httpserver, "/f") == 2
+    assert path.name == "flat.fits"  # name from the record, not from server headers
+
+
+def test_every_mirror_failing(remote: RemoteData, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/a").respond_with_data("no", status=500)
+    httpserver.expect_request("/b").respond_with_data("no", status=404)
+    urls = [httpserver.url_for("/a"), httpserver.url_for("/b")]
+    with pytest.raises(DownloadError) as info:
+        remote.fetch("bias.fits", urls, sha(b"x"))
+    message = str(info.value)
+    assert "bias.fits" in message
+    assert urls[0] in message
+    assert urls[1] in message
+    assert remote.versions() == []
+    assert not list((remote.cache_dir / "files").glob("**/bias.fits"))
+    assert not list((remote.cache_dir / "tmp").iterdir())
+
+
+def test_first_mirror_down_second_fine(remote: RemoteData, httpserver: HTTPServer) -> None:
+    body = b"dark" * 50
+    httpserver.expect_request("/ok").respond_with_data(body)
+    dead = "http://127.0.0.1:9/never"
+    path = remote.fetch("dark.fits", [dead, httpserver.url_for("/ok")], f"sha256:{sha(body)}")
+    assert path.read_bytes() == body
+    assert remote.cached_urls() == [httpserver.url_for("/ok")]
+
+
+def test_wrong_content_tries_next_mirror_then_fails(
+    remote: RemoteData, httpserver: HTTPServer
+) -> None:
+    good = b"good data"
+    httpserver.expect_request("/bad").respond_with_data(b"evil data")
+    httpserver.expect_request("/good").respond_with_data(good)
+    path = remote.fetch(
+        "x.dat", [httpserver.url_for("/bad"), httpserver.url_for("/good")], sha(good)
+    )
+    assert path.read_bytes() == good
+    with pytest.raises(HashMismatchError, match="does not match"):
+        remote.fetch("y.dat", [httpserver.url_for("/bad")], sha(good))
+    assert remote.versions("y.dat") == []
+
+
+def test_md5_hashes(remote: RemoteData, httpserver: HTTPServer) -> None:
+    body = b"md5 body"
+    httpserver.expect_request("/m").respond_with_data(body)
+    path = remote.fetch(
+        "m.dat", [httpserver.url_for("/m")], hash=f"md5:{hashlib.md5(body).hexdigest()}"
+    )
+    assert path.read_bytes() == body
+    with pytest.raises(ValueError, match="hex"):
+        remote.fetch("m.dat", [httpserver.url_for("/m")], hash="md5:xyz")
+
+
+def test_truncated_body_is_refused(remote: RemoteData, httpserver: HTTPServer) -> None:
+    def short(_request: Request) -> Response:
+        resp = Response(b"only part", status=200)
+        resp.headers["Content-Length"] = "1000"
+        resp.automatically_set_content_length = False
+        return resp
+
+    httpserver.expect_request("/t").respond_with_handler(short)
+    with pytest.raises(DownloadError):
+        remote.fetch("t.dat", [httpserver.url_for("/t")])
+    assert remote.versions() == []
+
+
+def test_slow_server_times_out(tmp_path: Path, httpserver: HTTPServer) -> None:
+    def slow(_request: Request) -> Response:
+        time.sleep(1.5)
+        return Response(b"late")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    remote = RemoteData(tmp_path / "c", timeout=0.5, retries=1)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="Timeout"):
+        remote.fetch("s.dat", [httpserver.url_for("/slow")])
+    assert time.monotonic() - start < 1.4
+
+
+def test_parallel_then_second_round_makes_no_requests(
+    remote: RemoteData, httpserver: HTTPServer
+) -> None:
+    items = []
+    for i in range(20):
+        body = f"file {i}".encode() * 100
+        httpserver.expect_request(f"/p{i}").respond_with_data(body)
+        items.append(
+            {"name": f"p{i}.fits", "urls": [httpserver.url_for(f"/p{i}")], "sha256": sha(body)}
+        )
+    paths = remote.fetch_many(items, progress=False)
+    assert [p.name for p in paths] == [f"p{i}.fits" for i in range(20)]
+
+    def count() -> int:
+        return sum(1 for req, _ in httpserver.log if req.path.startswith("/p"))
+
+    assert count() == 20
+    again = remote.fetch_many(items, progress=False)
+    assert again == paths
+    assert count() == 20  # zero new requests
+
+
+def test_override_then_back_to_default_and_history(
+    remote: RemoteData, httpserver: HTTPServer
+) -> None:
+    v1, v2 = b"version one", b"version two"
+    httpserver.expect_request("/v1").respond_with_data(v1)
+    httpserver.expect_request("/v2").respond_with_data(v2)
+    start = datetime.now(UTC) - timedelta(seconds=5)
+
+    @remote.require("ref.fits", [httpserver.url_for("/v1")], sha(v1))
+    def use() -> bytes:
+        with remote.open("ref.fits") as f:
+            return f.read()
+
+    assert use() == v1
+    with remote.override("ref.fits", [httpserver.url_for("/v2")], sha(v2)):
+        assert remote.fetch("ref.fits").read_bytes() == v2
+        assert remote.get("ref.fits").read_bytes() == v2
+    assert remote.get("ref.fits").read_bytes() == v1  # default again, v2 kept
+    versions = remote.versions("ref.fits")
+    assert [v.version for v in versions] == [1, 2]
+    assert [v.is_default for v in versions] == [True, False]
+    assert remote.by_hash(sha(v2)).version == 2
+    assert remote.latest("ref.fits").version == 2
+    assert len(remote.by_modified_time("ref.fits", after=start)) == 2
+    assert remote.by_modified_time("ref.fits", after=datetime.now(UTC) + timedelta(hours=1)) == []
+    assert use() == v1
+    assert _hits(httpserver, "/v1") == 1
+
+
+def test_skip_hash_check(remote: RemoteData, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/c").respond_with_data(b"changed upstream")
+    with remote.skip_hash_check():
+        path = remote.fetch("c.dat", [httpserver.url_for("/c")], sha(b"old"))
+    assert path.read_bytes() == b"changed upstream"
+    assert remote.versions("c.dat")[0].skip_hash
+
+
+def test_verify_and_clear(remote: RemoteData, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/v").respond_with_data(b"verify me")
+    path = remote.fetch("v.dat", [httpserver.url_for("/v")], sha(b"verify me"))
+    assert all(ok for _, ok, _ in remote.verify())
+    path.write_bytes(b"verify ME")  # same size, corrupted
+    assert remote.fetch("v.dat", [httpserver.url_for("/v")], sha(b"verify me")) == path
+    assert _hits(httpserver, "/v") == 1  # trusted by size
+    problems = [p for _, ok, p in remote.verify() if not ok]
+    assert problems == ["hash differs"]
+    remote.fetch("v.dat", [httpserver.url_for("/v")], sha(b"verify me"), verify=True)
+    assert path.read_bytes() == b"verify me"  # re-downloaded
+    assert remote.clear("v.dat") == 1
+    assert not path.exists()
+    assert remote.versions() == []
+
+
+def test_database_deleted_between_calls(remote: RemoteData, httpserver: HTTPServer) -> None:
+    body = b"persist"
+    httpserver.expect_request("/d").respond_with_data(body)
+    path = remote.fetch("d.dat", [httpserver.url_for("/d")], sha(body))
+    for f in remote.cache_dir.glob("remote-data.db*"):
+        f.unlink()
+    again = remote.fetch("d.dat", [httpserver.url_for("/d")], sha(body))
+    assert again == path
+    assert _hits(httpserver, "/d") == 1  # the file on disk was adopted again
+    assert remote.versions("d.dat")[0].hash == f"sha256:{sha(body)}"
+
+
+_CHILD = """
+import sys
+from storage import RemoteData
+r = RemoteData(sys.argv[1], timeout=10)
+p = r.fetch("big.bin", [sys.argv[2]], sys.argv[3])
+print(p.stat().st_size)
+"""
+
+
+def test_two_processes_download_once(tmp_path: Path, httpserver: HTTPServer) -> None:
+    body = b"0123456789" * 200_000
+
+    def slowish(_request: Request) -> Response:
+        time.sleep(0.5)
+        return Response(body)
+
+    httpserver.expect_request("/big").respond_with_handler(slowish)
+    args = [str(tmp_path / "shared"), httpserver.url_for("/big"), sha(body)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs == [str(len(body))] * 2
+    assert _hits(httpserver, "/big") == 1
+
+
+def test_file_urls_and_bad_names(remote: RemoteData, tmp_path: Path) -> None:
+    src = tmp_path / "local.fits"
+    src.write_bytes(b"local")
+    assert remote.fetch("local.fits", [src.as_uri()], sha(b"local")).read_bytes() == b"local"
+    for bad in ("../x", "a/b", ""):
+        with pytest.raises(ValueError, match="data file name"):
+            remote.fetch(bad, [src.as_uri()])
+
+
+def test_data_cli(remote: RemoteData, httpserver: HTTPServer) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    httpserver.expect_request("/cli").respond_with_data(b"cli data")
+    path = remote.fetch("cli.dat", [httpserver.url_for("/cli")], sha(b"cli data"))
+    runner = CliRunner()
+    cache = ["--cache-dir", str(remote.cache_dir)]
+    out = runner.invoke(app, ["data", "list", *cache])
+    assert out.exit_code == 0, out.output
+    assert "cli.dat" in out.output
+    assert runner.invoke(app, ["data", "verify", *cache]).exit_code == 0
+    path.write_bytes(b"CLI DATA")
+    bad = runner.invoke(app, ["data", "verify", *cache])
+    assert bad.exit_code == 1
+    assert "hash differs" in bad.output
+    out = runner.invoke(app, ["data", "clear", *cache])
+    assert "removed 1" in out.output
