@@ -101,12 +101,14 @@ class SofPlan(BaseModel):
     complete: bool
     reason: str = ""
     calibrations: tuple[str, ...] = ()  # product names used
+    substitutions: tuple[str, ...] = ()  # "<used> replaces <failed> (failed)"
 
     def text(self) -> str:
         """The SOF file: a comment header, then ``path  TAG`` lines."""
         head = [f"# astroflow SOF {self.set_name} (recipe {self.recipe})"]
         if not self.complete:
             head.append(f"# INCOMPLETE: {self.reason}")
+        head.extend(f"# SUBSTITUTED: {sub}" for sub in self.substitutions)
         width = max((len(line.path) for line in self.lines), default=0)
         body = [f"{line.path.ljust(width)}  {line.tag}" for line in self.lines]
         return "\n".join(head + body) + "\n"

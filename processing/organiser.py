@@ -217,6 +217,7 @@ def match_calibrations(
     statuses = statuses or {}
     prefix = f"{session_root.rstrip('/')}/" if session_root else ""
     usable: dict[str, list[ProductPlan]] = defaultdict(list)
+    failed_usable: dict[str, list[ProductPlan]] = defaultdict(list)
     by_set = {p.set_name: p for p in products}
     sofs: list[SofPlan] = []
     for target in sorted(sets, key=lambda s: (s.recipe_order, s.name)):
@@ -224,6 +225,7 @@ def match_calibrations(
         lines = [SofLine(path=path, tag=recipe.raw_tag) for path in target.frames]
         reasons = [] if target.complete else [target.reason]
         used: list[str] = []
+        substitutions: list[str] = []
         for need in recipe.needs:
             candidates = [
                 p for p in usable[need.recipe] if all(p.key(k) == target.key(k) for k in need.match)
@@ -239,6 +241,15 @@ def match_calibrations(
                 reasons.append(f"no {need.tag} with {wanted}{extra}")
                 continue
             best = min(candidates, key=lambda p: _rank(need, target, p))
+            failed_better = [
+                p
+                for p in failed_usable[need.recipe]
+                if all(p.key(k) == target.key(k) for k in need.match)
+                and _rank(need, target, p) < _rank(need, target, best)
+            ]
+            if failed_better:
+                ideal = min(failed_better, key=lambda p: _rank(need, target, p))
+                substitutions.append(f"{best.name} replaces {ideal.name} (failed)")
             used.append(best.name)
             lines.append(SofLine(path=f"{prefix}{best.filepath}", tag=need.tag))
         complete = not reasons
@@ -251,9 +262,12 @@ def match_calibrations(
                 complete=complete,
                 reason="; ".join(reasons),
                 calibrations=tuple(used),
+                substitutions=tuple(substitutions),
             )
         )
         product = by_set[target.name]
         if complete and statuses.get(product.name) != "fail":
             usable[target.recipe].append(product)
+        elif complete:
+            failed_usable[target.recipe].append(product)
     return sofs

@@ -292,6 +292,13 @@ def statuses(db: Database, session: str) -> dict[str, str]:
         return {r.product: r.status for r in rows}
 
 
+def status_rows(db: Database, session: str) -> dict[str, tuple[str, str | None]]:
+    """``product -> (status, message)`` for a session."""
+    with db.session() as s:
+        rows = s.exec(select(ProductStatus).where(ProductStatus.session == session)).all()
+        return {r.product: (r.status, r.message) for r in rows}
+
+
 def set_status(
     db: Database, session: str, product: str, status: str, message: str | None = None
 ) -> None:

@@ -180,3 +180,40 @@ def ensure_session_dirs(workspace: Path, session: str) -> Path:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+QC_DEFAULTS = Path(__file__).resolve().parents[1] / "models" / "settings" / "qc-default.yaml"
+
+
+def load_qc_ranges(workspace: Path, session: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """Acceptable QC ranges per recipe: ``sessions/<id>/settings/qc.yaml`` when present, else
+    the shipped defaults. Bounds are inclusive.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, recipe and value, for a malformed range.
+    """
+    import yaml
+
+    from models.errors import ConfigError
+
+    path = session_dir(workspace, session) / "settings" / "qc.yaml"
+    if not path.exists():
+        path = QC_DEFAULTS
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for recipe, ranges in data.items():
+        out[recipe] = {}
+        for name, bounds in (ranges or {}).items():
+            try:
+                lo, hi = (float(b) for b in bounds)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{path}: {recipe}.{name} must be [min, max], got {bounds!r}"
+                ) from None
+            out[recipe][name] = (lo, hi)
+    return out

@@ -1,0 +1,228 @@
+"""The ``calibration-cascade`` flow: run the organiser's plan, recipe level by recipe level.
+
+Each level maps its recipe task over that level's complete SOFs. Statuses are re-read before
+each level, so a product that failed (its recipe or its QC) is replaced in every downstream
+SOF by the next-best product in the same run; the SOF files show the substitution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.common import collect, publish_errors
+from flows.organiser import open_workspace
+from models.cascade import CascadeSummary, RecipeInput, RecipeResult
+from models.errors import ConfigError, ErrorReport, ErrorStack
+from models.rules import load_rules
+from processing.organiser import match_calibrations
+from storage import catalog
+from storage.keys import validate_session_id
+from storage.workspace import ensure_session_dirs, load_qc_ranges, write_sofs
+from tasks.cascade import RECIPE_TASKS
+
+
+def make_task_runner(task_runner: str) -> Any:
+    """``threads`` (default), ``dask-local``/``local`` (a Dask LocalCluster of 2 workers) or a
+    Dask scheduler address (``tcp://host:port``)."""
+    if task_runner in ("threads", "", None):
+        return ThreadPoolTaskRunner(max_workers=2)
+    from prefect_dask import DaskTaskRunner
+
+    if task_runner in ("local", "dask-local", "dask"):
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": 2,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    if "://" in task_runner:
+        return DaskTaskRunner(address=task_runner)
+    raise ConfigError(f"task_runner {task_runner!r}: use threads, dask-local or tcp://host:port")
+
+
+@flow(name="cascade-levels")
+def cascade_levels(
+    workspace: str, session: str, overwrite: bool, recipes: list[str] | None
+) -> CascadeSummary:
+    logger = get_run_logger()
+    ws, db = open_workspace(workspace)
+    row = next(s for s in catalog.sessions(db) if s.name == session)
+    rules = load_rules(row.rules)
+    qc_ranges = load_qc_ranges(ws, session)
+    sets, products = catalog.load_plan(db)
+    if not sets:
+        raise ConfigError(f"{ws}: nothing predicted; run `astroflow prep` first")
+    by_name = {p.name: p for p in products}
+    wanted = recipes or [r.name for r in rules.recipes]
+    results: list[RecipeResult] = []
+    errors = ErrorStack()
+    incomplete: list[tuple[str, str]] = []
+    substitutions: list[str] = []
+    root = f"sessions/{session}"
+    for recipe in rules.recipes:
+        sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
+        catalog.replace_sofs(db, session, sofs)
+        write_sofs(ws, session, {s.set_name: s.text() for s in sofs})
+        if recipe.name not in wanted:
+            continue
+        level = [s for s in sofs if s.recipe == recipe.name]
+        incomplete += [(s.set_name, s.reason) for s in level if not s.complete]
+        runnable = [s for s in level if s.complete]
+        inputs = [
+            RecipeInput(
+                workspace=str(ws),
+                db_url=db.url,
+                session=session,
+                recipe=recipe.name,
+                set_name=s.set_name,
+                product=s.set_name,
+                product_path=str(ws / root / by_name[s.set_name].filepath),
+                raw=tuple(str(ws / line.path) for line in s.lines if line.tag == recipe.raw_tag),
+                calibrations=tuple(
+                    (line.tag, str(ws / line.path))
+                    for line in s.lines
+                    if line.tag != recipe.raw_tag
+                ),
+                min_frames=recipe.min_frames,
+                qc_ranges=qc_ranges.get(recipe.name, {}),
+                overwrite=overwrite,
+                exptime_key=rules.keywords.get("exptime", "EXPTIME"),
+                gain_key=rules.keywords.get("gain", "GAIN"),
+                substitutions=s.substitutions,
+            )
+            for s in runnable
+        ]
+        substitutions += [f"{s.set_name}: {sub}" for s in runnable for sub in s.substitutions]
+        logger.info(
+            "%s: %d SOF(s) to run, %d incomplete",
+            recipe.name,
+            len(inputs),
+            len(level) - len(inputs),
+        )
+        futures = RECIPE_TASKS[recipe.name].map(inputs)
+        done, level_errors = collect(futures, [i.product for i in inputs], recipe.name)
+        results.extend(done.values())
+        errors = errors + level_errors
+        for r in done.values():
+            if r.outcome == "failed":
+                errors = errors + ErrorReport(
+                    error_type="QCFailure",
+                    message=r.message,
+                    step=recipe.name,
+                    inputs=(r.product,),
+                    expected=True,
+                )
+            for d in r.dropped:
+                errors = errors + ErrorReport(
+                    error_type="ProcessingError",
+                    message=d,
+                    step=recipe.name,
+                    inputs=(r.product,),
+                    expected=True,
+                    critical=False,
+                )
+    # final SOFs reflect every status of this run
+    sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
+    catalog.replace_sofs(db, session, sofs)
+    write_sofs(ws, session, {s.set_name: s.text() for s in sofs})
+    failed = {r.product for r in results if r.status == "fail"} | set(errors.failed_inputs())
+    summary = CascadeSummary(
+        session=session,
+        made=tuple(r.product for r in results if r.outcome == "made"),
+        skipped=tuple(r.product for r in results if r.outcome == "skipped"),
+        failed=tuple(sorted(failed)),
+        incomplete=tuple(incomplete),
+        substitutions=tuple(substitutions),
+    )
+    create_table_artifact(
+        key="cascade-products",
+        table=[
+            {
+                "product": r.product,
+                "recipe": r.recipe,
+                "outcome": r.outcome,
+                "status": r.status,
+                "substituted": "; ".join(r.substitutions),
+                "message": r.message,
+            }
+            for r in results
+        ]
+        + [
+            {
+                "product": n,
+                "recipe": "",
+                "outcome": "incomplete",
+                "status": "",
+                "substituted": "",
+                "message": why,
+            }
+            for n, why in incomplete
+        ],
+        description="Products made, skipped, failed and substituted",
+    )
+    create_table_artifact(
+        key="cascade-qc",
+        table=[
+            {
+                "product": q.product,
+                "recipe": q.recipe,
+                "qc": q.qc_name,
+                "value": q.value,
+                "min": q.min,
+                "max": q.max,
+                "flag": q.flag,
+            }
+            for q in catalog.qc_rows(db, session)
+        ],
+        description="QC values and acceptable ranges (inclusive)",
+    )
+    publish_errors(errors, "cascade-errors", "Cascade errors")
+    logger.info("%s", summary.line())
+    return summary
+
+
+@flow(name="calibration-cascade")
+def calibration_cascade(
+    workspace: str,
+    session: str | None = None,
+    overwrite: bool = False,
+    recipes: list[str] | None = None,
+    task_runner: str = "threads",
+) -> CascadeSummary:
+    """Run every recipe of the workspace's predicted cascade.
+
+    Parameters
+    ----------
+    workspace
+        A prepared workspace (``astroflow prep``).
+    session
+        Session id (default: the current session).
+    overwrite
+        Redo products that exist (or failed before) with unchanged inputs.
+    recipes
+        Only these recipes (default: all, in cascade order).
+    task_runner
+        ``threads``, ``dask-local`` (a Dask LocalCluster of 2 workers) or ``tcp://host:port``
+        (an existing Dask scheduler).
+    """
+    ws, db = open_workspace(workspace)
+    if session is None:
+        current = catalog.current_session(db)
+        if current is None:
+            raise ConfigError(f"{ws}: no session; run `astroflow prep` first")
+        session = current.name
+    validate_session_id(session)
+    if session not in {s.name for s in catalog.sessions(db)}:
+        raise ConfigError(f"no session {session!r} in {ws}")
+    ensure_session_dirs(ws, session)
+    runner = make_task_runner(task_runner)
+    return cascade_levels.with_options(task_runner=runner)(str(ws), session, overwrite, recipes)
+
+
+__all__ = ["calibration_cascade", "cascade_levels", "make_task_runner"]

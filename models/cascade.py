@@ -1,0 +1,63 @@
+"""Values passed between the cascade's flow and its recipe tasks (small: paths, not pixels)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RecipeInput(BaseModel):
+    """One SOF to run: what a recipe task receives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workspace: str
+    db_url: str
+    session: str
+    recipe: str
+    set_name: str
+    product: str  # product name
+    product_path: str  # absolute
+    raw: tuple[str, ...]  # absolute paths of the raw frames
+    calibrations: tuple[tuple[str, str], ...] = ()  # (tag, absolute path)
+    min_frames: int = 1
+    qc_ranges: dict[str, tuple[float, float]] = {}
+    overwrite: bool = False
+    exptime_key: str = "EXPTIME"
+    gain_key: str = "GAIN"
+    substitutions: tuple[str, ...] = ()
+
+
+class RecipeResult(BaseModel):
+    """What a recipe task returns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    product: str
+    recipe: str
+    path: str
+    outcome: Literal["made", "skipped", "failed"]
+    status: Literal["pass", "fail"]
+    qc: dict[str, float] = {}
+    message: str = ""
+    dropped: tuple[str, ...] = ()  # unreadable input frames left out
+    substitutions: tuple[str, ...] = ()
+
+
+class CascadeSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    session: str
+    made: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    incomplete: tuple[tuple[str, str], ...] = ()  # (set, reason)
+    substitutions: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        return (
+            f"calibrate: session={self.session} made={len(self.made)} "
+            f"skipped={len(self.skipped)} failed={len(self.failed)} "
+            f"incomplete={len(self.incomplete)} substitutions={len(self.substitutions)}"
+        )

@@ -1,0 +1,138 @@
+"""Calibration maths of the cascade: frame corrections, reduction with variance and mask, and
+QC metrics. Pure numpy/astropy; arrays in ADU (float32 in, float64 where precision matters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from astropy.stats import mad_std, sigma_clipped_stats
+
+from models.errors import CalibrationError
+
+MASK_BAD = 1  # flat <= 0.5, non-finite calibration
+MASK_SATURATED = 2  # raw value at or above saturation
+MASK_NONFINITE = 4  # raw value NaN/inf
+
+
+def dark_rate(raw: np.ndarray, bias: np.ndarray, exptime: float) -> np.ndarray:
+    """Dark current in ADU/s of one dark frame: (raw - master bias) / exptime."""
+    if not exptime > 0:
+        raise CalibrationError(f"dark exposure time {exptime} s is not positive")
+    return ((raw.astype(np.float64) - bias) / exptime).astype(np.float32)
+
+
+def flat_normalised(
+    raw: np.ndarray, bias: np.ndarray, dark: np.ndarray, exptime: float
+) -> np.ndarray:
+    """One flat, bias- and dark-corrected, divided by its median (dimensionless, ~1)."""
+    corrected = raw.astype(np.float64) - bias - dark * exptime
+    level = float(np.nanmedian(corrected))
+    if not level > 0:
+        raise CalibrationError(f"flat level {level:.3g} ADU after corrections is not positive")
+    return (corrected / level).astype(np.float32)
+
+
+def reduce_frame(
+    raw: np.ndarray,
+    bias: np.ndarray,
+    dark: np.ndarray,
+    flat: np.ndarray,
+    exptime: float,
+    gain: float,
+    read_noise: float,
+    saturation: float = 65000.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reduce a science frame: ``(raw - bias - dark * exptime) / flat``.
+
+    Parameters
+    ----------
+    gain
+        e-/ADU, for the Poisson part of the variance.
+    read_noise
+        ADU (from the master bias QC).
+
+    Returns
+    -------
+    science, variance, mask
+        float32 ADU, float32 ADU^2 (``(max(s, 0) / gain + RON^2) / flat^2``), and a uint8 bit
+        mask: 1 bad calibration (flat <= 0.5 or non-finite), 2 saturated, 4 non-finite raw.
+    """
+    if not gain > 0:
+        raise CalibrationError(f"gain {gain} e-/ADU is not positive")
+    rawd = raw.astype(np.float64)
+    signal = rawd - bias - dark * exptime
+    bad_cal = ~np.isfinite(flat) | (flat <= 0.5) | ~np.isfinite(bias) | ~np.isfinite(dark)
+    safe_flat = np.where(bad_cal, 1.0, flat)
+    science = signal / safe_flat
+    variance = (np.clip(signal, 0, None) / gain + read_noise**2) / safe_flat**2
+    mask = np.zeros(raw.shape, np.uint8)
+    mask[bad_cal] |= MASK_BAD
+    mask[rawd >= saturation] |= MASK_SATURATED
+    mask[~np.isfinite(rawd)] |= MASK_NONFINITE
+    return science.astype(np.float32), variance.astype(np.float32), mask
+
+
+def read_noise_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Read noise (ADU) by the difference method: clipped std of (a - b) / sqrt(2)."""
+    diff = a.astype(np.float64) - b
+    _, _, std = sigma_clipped_stats(diff, sigma=3.0, maxiters=5)
+    return float(std) / math.sqrt(2.0)
+
+
+def qc_bias(
+    master: np.ndarray, raw_a: np.ndarray | None, raw_b: np.ndarray | None
+) -> dict[str, float]:
+    """QC of a master bias: median (ADU), noise (ADU, MAD std), RON (ADU, difference method)."""
+    out = {"median": float(np.nanmedian(master)), "noise": float(mad_std(master, ignore_nan=True))}
+    if raw_a is not None and raw_b is not None:
+        out["ron"] = read_noise_difference(raw_a, raw_b)
+    return out
+
+
+def qc_dark(master: np.ndarray) -> dict[str, float]:
+    """QC of a master dark (ADU/s): median, noise, hot pixel fraction (> median + 5 noise)."""
+    med = float(np.nanmedian(master))
+    noise = float(mad_std(master, ignore_nan=True))
+    hot = float(np.mean(master > med + 5 * max(noise, 1e-12)))
+    return {"median": med, "noise": noise, "hot_fraction": hot}
+
+
+def qc_flat(master: np.ndarray) -> dict[str, float]:
+    """QC of a normalised master flat: mean, noise, cold (< 0.5) and bad (non-finite) fractions."""
+    finite = np.isfinite(master)
+    return {
+        "mean": float(np.nanmean(master)),
+        "noise": float(mad_std(master, ignore_nan=True)),
+        "cold_fraction": float(np.mean(finite & (master < 0.5))),
+        "bad_fraction": float(np.mean(~finite)),
+    }
+
+
+def qc_science(science: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """QC of a reduced frame: sky median (ADU) and masked fraction."""
+    good = mask == 0
+    return {
+        "sky_median": float(np.nanmedian(science[good])) if good.any() else float("nan"),
+        "masked_fraction": float(np.mean(~good)),
+    }
+
+
+def qc_failures(
+    values: Mapping[str, float], ranges: Mapping[str, tuple[float, float]]
+) -> list[str]:
+    """Names and reasons of QC values outside their acceptable range.
+
+    Bounds are inclusive: ``lo <= value <= hi`` passes (a value exactly on a bound passes).
+    A NaN value fails. A range for a value the recipe did not compute is ignored.
+    """
+    bad = []
+    for name, (lo, hi) in ranges.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if not (lo <= value <= hi):
+            bad.append(f"{name}={value:.6g} outside [{lo:g}, {hi:g}]")
+    return bad

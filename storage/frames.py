@@ -1,0 +1,203 @@
+"""FITS frames of the cascade: chunked reading, the pixel cache, products with provenance.
+
+Pixels stream from disk: raw frames are read a band of rows at a time through astropy's
+``section`` (which applies BSCALE/BZERO), and pre-processed frames (darks per second,
+normalised flats) go to an on-disk cache of ``.npy`` memory maps (mirar's cache mode: pixels
+on disk, headers in memory). ``ASTROFLOW_CACHE=false`` keeps them in memory instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from models.errors import CalibrationError, ProcessingError
+from processing.combine import clipped_mean, row_chunks
+
+CACHE_ENV = "ASTROFLOW_CACHE"
+
+
+def cache_enabled() -> bool:
+    return os.environ.get(CACHE_ENV, "true").strip().lower() not in ("0", "false", "no", "off")
+
+
+def read_header(path: Path) -> fits.Header:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fits.getheader(path)
+    except Exception as exc:
+        raise ProcessingError(f"{path.name}: not a readable FITS file: {exc}") from exc
+
+
+def read_data(path: Path, ext: int | str = 0) -> np.ndarray:
+    """A whole image (float32; float64 kept) as an array.
+
+    Raises
+    ------
+    ProcessingError
+        Naming the file, when it is corrupt or holds no 2-D image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = fits.getdata(path, ext=ext)
+    except Exception as exc:
+        raise ProcessingError(f"{path.name}: not a readable FITS image: {exc}") from exc
+    if data is None or data.ndim != 2:
+        raise ProcessingError(f"{path.name}: no 2-D image")
+    return data if data.dtype == np.float64 else data.astype(np.float32, copy=False)
+
+
+class RawRows:
+    """Row-band access to the primary image of a FITS file, without loading it whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._hdul = fits.open(path, memmap=True, lazy_load_hdus=True)
+                hdu = self._hdul[0]
+                shape = tuple(hdu.shape)
+        except Exception as exc:
+            raise ProcessingError(f"{path.name}: not a readable FITS image: {exc}") from exc
+        if len(shape) != 2:
+            self.close()
+            raise ProcessingError(f"{path.name}: no 2-D image (shape {shape})")
+        self.shape = shape
+        # verify the data really is all there (a truncated file fails here, not mid-combine)
+        expected = abs(hdu.header["BITPIX"]) // 8 * shape[0] * shape[1]
+        if hdu._data_offset + expected > path.stat().st_size:
+            self.close()
+            raise ProcessingError(f"{path.name}: truncated (data shorter than the header says)")
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.asarray(self._hdul[0].section[rows, :], dtype=np.float32)
+
+    def close(self) -> None:
+        self._hdul.close()
+
+
+class PixelCache:
+    """Pre-processed frames held on disk as ``.npy`` memory maps (or in memory)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.on_disk = cache_enabled()
+        self.root = (
+            Path(tempfile.mkdtemp(prefix="astroflow-cache-", dir=root)) if self.on_disk else None
+        )
+        self._items: list[np.ndarray] = []
+
+    def add(self, array: np.ndarray) -> np.ndarray:
+        if self.root is None:
+            self._items.append(array)
+            return array
+        path = self.root / f"{uuid.uuid4().hex}.npy"
+        np.save(path, array, allow_pickle=False)
+        mapped = np.load(path, mmap_mode="r")
+        self._items.append(mapped)
+        return mapped
+
+    def close(self) -> None:
+        self._items.clear()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def combine(
+    frames: Sequence[Any],
+    shape: tuple[int, int],
+    sigma: float = 3.0,
+    maxiters: int = 3,
+    budget_bytes: int = 256 * 2**20,
+) -> np.ndarray:
+    """Sigma-clipped mean of frames given as row-band readers (``frame[r0:r1]``), one chunk
+    of rows at a time so that memory stays within ``budget_bytes`` of stack."""
+    if not frames:
+        raise CalibrationError("no frames to combine")
+    out = np.empty(shape, np.float32)
+    for r0, r1 in row_chunks(shape[0], len(frames), shape[1], budget_bytes):
+        cube = np.empty((len(frames), r1 - r0, shape[1]), np.float32)
+        for i, frame in enumerate(frames):
+            cube[i] = frame[r0:r1]
+        mean, _ = clipped_mean(cube, sigma, maxiters)
+        out[r0:r1] = mean
+    return out
+
+
+def inputs_hash(paths: Sequence[Path]) -> str:
+    """A fingerprint of input files (path, size, mtime): changes when any input changes."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        st = path.stat()
+        digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def write_product(
+    path: Path,
+    data: np.ndarray,
+    cards: Mapping[str, Any],
+    history: Sequence[str] = (),
+    extensions: Sequence[tuple[str, np.ndarray]] = (),
+    base_header: fits.Header | None = None,
+) -> None:
+    """Write a product FITS atomically: primary image with ``cards`` and HISTORY lines, plus
+    named image extensions."""
+    header = fits.Header()
+    if base_header is not None:
+        for card in base_header.cards:
+            if card.keyword not in (
+                "SIMPLE",
+                "BITPIX",
+                "NAXIS",
+                "NAXIS1",
+                "NAXIS2",
+                "EXTEND",
+                "BSCALE",
+                "BZERO",
+                "COMMENT",
+                "HISTORY",
+                "",
+            ):
+                with contextlib.suppress(Exception):
+                    header.append(card)
+    for key, value in cards.items():
+        header[key] = value
+    for line in history:
+        header.add_history(line)
+    hdus = [fits.PrimaryHDU(data, header)]
+    hdus.extend(fits.ImageHDU(arr, name=name) for name, arr in extensions)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fits.HDUList(hdus).writeto(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def opened(paths: Sequence[Path]) -> Iterator[tuple[list[RawRows], list[tuple[Path, str]]]]:
+    """Open raw frames for row reading; unreadable ones are returned as ``(path, reason)``."""
+    good: list[RawRows] = []
+    bad: list[tuple[Path, str]] = []
+    for p in paths:
+        try:
+            good.append(RawRows(p))
+        except ProcessingError as exc:
+            bad.append((p, str(exc)))
+    try:
+        yield good, bad
+    finally:
+        for r in good:
+            r.close()

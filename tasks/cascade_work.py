@@ -1,0 +1,314 @@
+"""The recipes of the calibration cascade as plain functions (no Prefect import).
+
+Each recipe reads its SOF's frames, calls the pure maths, writes one product FITS with
+provenance and QC keywords, records QC rows and the product's status (``fail`` when it starts,
+``pass`` only on success) and returns a small :class:`RecipeResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from models.cascade import RecipeInput, RecipeResult
+from models.errors import CalibrationError, ProcessingError
+from processing.calibration import (
+    dark_rate,
+    flat_normalised,
+    qc_bias,
+    qc_dark,
+    qc_failures,
+    qc_flat,
+    qc_science,
+    reduce_frame,
+)
+from storage import catalog
+from storage.database import Database
+from storage.frames import (
+    PixelCache,
+    combine,
+    inputs_hash,
+    opened,
+    read_data,
+    read_header,
+    write_product,
+)
+
+log = logging.getLogger(__name__)
+HASH_KEY = "AF_INHSH"
+
+
+def _version() -> str:
+    try:
+        return version("astroflow")
+    except PackageNotFoundError:  # pragma: no cover
+        return "dev"
+
+
+def qc_keyword(name: str) -> str:
+    """FITS keyword of a QC value: ``QC`` + the name without underscores, 8 characters."""
+    return ("QC" + name.replace("_", "").upper())[:8]
+
+
+def _calib(inp: RecipeInput, tag: str) -> Path:
+    for t, path in inp.calibrations:
+        if t == tag:
+            return Path(path)
+    raise CalibrationError(f"{inp.set_name}: SOF has no {tag}")
+
+
+def _calib_data(inp: RecipeInput, tag: str) -> np.ndarray:
+    path = _calib(inp, tag)
+    if not path.exists():
+        raise CalibrationError(f"{inp.set_name}: calibration {path.name} ({tag}) does not exist")
+    return read_data(path).astype(np.float64)
+
+
+def _exptime(path: Path, key: str) -> float:
+    header = read_header(path)
+    try:
+        return float(header[key])
+    except (KeyError, TypeError, ValueError):
+        raise ProcessingError(f"{path.name}: no numeric {key}") from None
+
+
+def _all_inputs(inp: RecipeInput) -> list[Path]:
+    return [Path(p) for p in inp.raw] + [Path(p) for _, p in inp.calibrations]
+
+
+def _combine_recipe(
+    inp: RecipeInput, prepare: Callable[[np.ndarray, Path], np.ndarray] | None
+) -> tuple[np.ndarray, list[str], list[Path]]:
+    """Combine the SOF's raw frames (optionally pre-processed into the pixel cache)."""
+    paths = [Path(p) for p in inp.raw]
+    with opened(paths) as (frames, bad):
+        dropped = [reason for _, reason in bad]
+        good_paths = [f.path for f in frames]
+        if prepare is not None:
+            cache = PixelCache(Path(inp.workspace) / "sessions" / inp.session)
+            try:
+                readers = []
+                for frame in list(frames):
+                    try:
+                        readers.append(cache.add(prepare(frame[:], frame.path)))
+                    except ProcessingError as exc:
+                        dropped.append(str(exc))
+                        good_paths.remove(frame.path)
+                if len(readers) < inp.min_frames:
+                    raise CalibrationError(
+                        f"{inp.set_name}: only {len(readers)} usable frame(s), need "
+                        f"{inp.min_frames}: {'; '.join(dropped)}"
+                    )
+                master = combine(readers, readers[0].shape)
+            finally:
+                cache.close()
+        else:
+            if len(frames) < inp.min_frames:
+                raise CalibrationError(
+                    f"{inp.set_name}: only {len(frames)} usable frame(s), need {inp.min_frames}: "
+                    f"{'; '.join(dropped)}"
+                )
+            shapes = {f.shape for f in frames}
+            if len(shapes) != 1:
+                raise CalibrationError(f"{inp.set_name}: frames differ in shape: {shapes}")
+            master = combine(frames, frames[0].shape)
+    return master, dropped, good_paths
+
+
+def _bias(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], list[Path]]:
+    master, dropped, used = _combine_recipe(inp, None)
+    a = read_data(used[0]) if len(used) >= 2 else None
+    b = read_data(used[1]) if len(used) >= 2 else None
+    return master, qc_bias(master, a, b), dropped, used
+
+
+def _dark(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], list[Path]]:
+    bias = _calib_data(inp, "MASTER_BIAS")
+    master, dropped, used = _combine_recipe(
+        inp, lambda raw, path: dark_rate(raw, bias, _exptime(path, inp.exptime_key))
+    )
+    return master, qc_dark(master), dropped, used
+
+
+def _flat(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], list[Path]]:
+    bias = _calib_data(inp, "MASTER_BIAS")
+    dark = _calib_data(inp, "MASTER_DARK")
+    master, dropped, used = _combine_recipe(
+        inp, lambda raw, path: flat_normalised(raw, bias, dark, _exptime(path, inp.exptime_key))
+    )
+    level = float(np.nanmedian(master))
+    if not level > 0:
+        raise CalibrationError(f"{inp.set_name}: combined flat level {level} is not positive")
+    master = (master / level).astype(np.float32)
+    return master, qc_flat(master), dropped, used
+
+
+RECIPES = {"mbias": _bias, "mdark": _dark, "mflat": _flat}
+
+
+def run_recipe(inp: RecipeInput) -> RecipeResult:
+    """Run one recipe on one SOF (skipping it when its product is up to date)."""
+    db = Database(inp.workspace, inp.db_url)
+    out = Path(inp.product_path)
+    inputs = _all_inputs(inp)
+    try:
+        fingerprint = inputs_hash([p for p in inputs if p.exists()])
+    except OSError:
+        fingerprint = ""
+    statuses = catalog.status_rows(db, inp.session)
+    previous = statuses.get(inp.product)
+    if not inp.overwrite and previous is not None:
+        status, message = previous
+        if status == "pass" and out.exists():
+            try:
+                made_from = read_header(out).get(HASH_KEY)
+            except ProcessingError:
+                made_from = None
+            if made_from == fingerprint:
+                return RecipeResult(
+                    product=inp.product,
+                    recipe=inp.recipe,
+                    path=str(out),
+                    outcome="skipped",
+                    status="pass",
+                    substitutions=inp.substitutions,
+                )
+        if status == "fail" and (message or "").endswith(f"[inputs {fingerprint}]"):
+            return RecipeResult(
+                product=inp.product,
+                recipe=inp.recipe,
+                path=str(out),
+                outcome="skipped",
+                status="fail",
+                message=message or "",
+                substitutions=inp.substitutions,
+            )
+    catalog.set_status(db, inp.session, inp.product, "fail", f"started [inputs {fingerprint}]")
+    try:
+        if inp.recipe == "reduce":
+            qc, dropped = _reduce(inp, out, fingerprint)
+        else:
+            master, qc, dropped, used = RECIPES[inp.recipe](inp)
+            _write_master(inp, out, master, qc, used, fingerprint)
+    except (ProcessingError, CalibrationError) as exc:
+        message = f"{exc} [inputs {fingerprint}]"
+        catalog.set_status(db, inp.session, inp.product, "fail", message)
+        raise
+    except Exception as exc:
+        catalog.set_status(
+            db,
+            inp.session,
+            inp.product,
+            "fail",
+            f"{type(exc).__name__}: {exc} [inputs {fingerprint}]",
+        )
+        raise
+    failures = qc_failures(qc, inp.qc_ranges)
+    catalog.add_qc(
+        db,
+        [
+            {
+                "session": inp.session,
+                "product": inp.product,
+                "recipe": inp.recipe,
+                "qc_name": k,
+                "value": (v if math.isfinite(v) else None),
+                "min": inp.qc_ranges.get(k, (None, None))[0],
+                "max": inp.qc_ranges.get(k, (None, None))[1],
+                "flag": any(f.startswith(f"{k}=") for f in failures),
+                "unit": None,
+                "comment": None,
+            }
+            for k, v in qc.items()
+        ],
+    )
+    if failures:
+        message = f"QC failed: {'; '.join(failures)} [inputs {fingerprint}]"
+        catalog.set_status(db, inp.session, inp.product, "fail", message)
+        return RecipeResult(
+            product=inp.product,
+            recipe=inp.recipe,
+            path=str(out),
+            outcome="failed",
+            status="fail",
+            qc=qc,
+            message=message,
+            dropped=tuple(dropped),
+            substitutions=inp.substitutions,
+        )
+    catalog.set_status(db, inp.session, inp.product, "pass", f"ok [inputs {fingerprint}]")
+    return RecipeResult(
+        product=inp.product,
+        recipe=inp.recipe,
+        path=str(out),
+        outcome="made",
+        status="pass",
+        qc=qc,
+        dropped=tuple(dropped),
+        substitutions=inp.substitutions,
+    )
+
+
+def _provenance(
+    inp: RecipeInput, used: list[Path], fingerprint: str, qc: dict[str, float]
+) -> tuple[dict, list[str]]:
+    cards: dict = {
+        "AF_RECIP": (inp.recipe, "astroflow recipe"),
+        "AF_VERS": (_version(), "astroflow version"),
+        "AF_PROD": (inp.product[:68], "product name"),
+        "AF_NIN": (len(used), "number of input frames combined"),
+        HASH_KEY: (fingerprint, "fingerprint of the inputs"),
+    }
+    for k, v in qc.items():
+        cards[qc_keyword(k)] = (v if math.isfinite(v) else "nan", f"QC {k}")
+    history = [f"input: {p.name}" for p in used]
+    history += [f"calib {tag}: {Path(p).name}" for tag, p in inp.calibrations]
+    history += [f"substituted: {s}" for s in inp.substitutions]
+    return cards, history
+
+
+def _write_master(
+    inp: RecipeInput,
+    out: Path,
+    master: np.ndarray,
+    qc: dict[str, float],
+    used: list[Path],
+    fingerprint: str,
+) -> None:
+    cards, history = _provenance(inp, used, fingerprint, qc)
+    write_product(out, master, cards, history)
+
+
+def _reduce(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, float], list[str]]:
+    raw_path = Path(inp.raw[0])
+    raw = read_data(raw_path)
+    header = read_header(raw_path)
+    bias_path = _calib(inp, "MASTER_BIAS")
+    bias = _calib_data(inp, "MASTER_BIAS")
+    dark = _calib_data(inp, "MASTER_DARK")
+    flat = _calib_data(inp, "MASTER_FLAT")
+    if not (raw.shape == bias.shape == dark.shape == flat.shape):
+        raise CalibrationError(f"{raw_path.name}: shape {raw.shape} differs from calibrations")
+    ron = read_header(bias_path).get("QCRON")
+    ron = float(ron) if isinstance(ron, int | float) else 0.0
+    gain = float(header.get(inp.gain_key, 1.0) or 1.0)
+    exptime = _exptime(raw_path, inp.exptime_key)
+    saturation = float(header.get("SATURATE", 65000.0))
+    science, variance, mask = reduce_frame(raw, bias, dark, flat, exptime, gain, ron, saturation)
+    qc = qc_science(science, mask)
+    cards, history = _provenance(inp, [raw_path], fingerprint, qc)
+    cards["BUNIT"] = ("adu", "bias, dark and flat corrected")
+    write_product(
+        out,
+        science,
+        cards,
+        history,
+        extensions=[("VARIANCE", variance), ("MASK", mask)],
+        base_header=header,
+    )
+    return qc, []
