@@ -208,49 +208,56 @@ class RemoteData:
         make_default: bool,
         skip_hash: bool,
     ) -> None:
+        files = RemoteFile.__table__
+        url_table = RemoteUrl.__table__
+
         def write(db: Database) -> None:
-            with db.session() as s:
-                row = s.exec(
-                    select(RemoteFile).where(RemoteFile.name == name, RemoteFile.hash == digest)
+            # One transaction, file row first then its URL: a crash leaves neither.
+            with db.connect() as conn:
+                row = conn.execute(
+                    sa.select(files.c["_id"], files.c["default"]).where(
+                        files.c.name == name, files.c.hash == digest
+                    )
                 ).first()
                 if make_default:
-                    s.exec(
-                        sa.update(RemoteFile)
-                        .where(RemoteFile.name == name)
-                        .values(is_default=False)
+                    conn.execute(
+                        sa.update(files).where(files.c.name == name).values({"default": False})
                     )
                 if row is None:
                     version = (
-                        s.exec(
-                            select(sa.func.max(RemoteFile.version)).where(RemoteFile.name == name)
-                        ).first()
+                        conn.execute(
+                            sa.select(sa.func.max(files.c.version)).where(files.c.name == name)
+                        ).scalar()
                         or 0
-                    ) + 1
-                    s.add(
-                        RemoteFile(
-                            name=name,
-                            version=version,
-                            urls=json.dumps(list(urls)),
-                            hash=digest,
-                            size=size,
-                            path=rel,
-                            is_default=make_default,
-                            skip_hash=skip_hash,
+                    )
+                    conn.execute(
+                        sa.insert(files).values(
+                            {
+                                "name": name,
+                                "version": version + 1,
+                                "urls": json.dumps(list(urls)),
+                                "hash": digest,
+                                "size": size,
+                                "path": rel,
+                                "default": make_default,
+                                "skip_hash": skip_hash,
+                            }
                         )
                     )
                 else:
-                    s.exec(
-                        sa.update(RemoteFile)
-                        .where(RemoteFile.id == row.id)
+                    conn.execute(
+                        sa.update(files)
+                        .where(files.c["_id"] == row[0])
                         .values(
-                            is_default=make_default or row.is_default,
-                            size=size,
-                            path=rel,
-                            modified_at=sa.func.now(),
+                            {
+                                "default": make_default or bool(row[1]),
+                                "size": size,
+                                "path": rel,
+                                "modified_at": sa.func.now(),
+                            }
                         )
                     )
-            with db.session() as s:  # the URL only after the file's record
-                s.add(RemoteUrl(url=url, name=name, hash=digest))
+                conn.execute(sa.insert(url_table).values(url=url, name=name, hash=digest))
 
         self._with_db(write)
 

@@ -1,0 +1,134 @@
+"""The calibration cascade end to end on a synthetic, seeded workspace (real Prefect, SQLite)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.stats import sigma_clip
+
+from flows.cascade import calibration_cascade
+from flows.organiser import prepare_workspace
+from storage import catalog
+from storage.database import Database
+from tests.organiser_data import make_workspace
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+SHAPE = (48, 40)
+
+
+@pytest.fixture
+def prepared(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    prepare_workspace(str(ws))
+    return ws
+
+
+def _product(ws: Path, prefix: str, session: str = "base") -> Path:
+    found = sorted((ws / "sessions" / session / "reduced").rglob(f"{prefix}*.fits"))
+    assert found, prefix
+    return found[0]
+
+
+def test_masters_recover_the_truth_and_match_astropy(prepared: Path) -> None:
+    summary = calibration_cascade(str(prepared))
+    assert len(summary.made) == 12
+    assert summary.failed == ()
+    bias_path = _product(prepared, "20260109_MBIAS")
+    bias = fits.getdata(bias_path)
+    header = fits.getheader(bias_path)
+    assert float(np.median(bias)) == pytest.approx(1000.0, abs=2.0)  # bias level
+    assert header["QCRON"] == pytest.approx(10.0, rel=0.15)  # read noise 10 ADU
+    assert header["AF_RECIP"] == "mbias"
+    assert header["AF_NIN"] == 5
+    assert any("n1_bias_0.fits" in h for h in header["HISTORY"])
+    # Same inputs through astropy's reference: equal within 1e-5 relative.
+    raws = np.stack([fits.getdata(p) for p in sorted((prepared / "raw" / "2026-01-09").glob(
+        "n1_bias_*.fits"))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sigma_clip(raws, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std",
+                         axis=0).mean(axis=0)
+    np.testing.assert_allclose(bias, np.ma.filled(ref, np.nan), rtol=1e-5)
+    dark = fits.getdata(_product(prepared, "20260109_MDARK_1x1_60s"))
+    assert float(np.median(dark)) == pytest.approx(0.5, abs=0.1)  # 0.5 ADU/s dark current
+    flat = fits.getdata(_product(prepared, "20260109_MFLAT_1x1_R"))
+    assert float(np.median(flat)) == pytest.approx(1.0, abs=1e-6)
+    h, w = SHAPE
+    assert flat[h // 2, w // 2] > flat[0, 0]  # vignetting recovered: centre brighter
+    sci_path = _product(prepared, "n1_sciR_0_RED")
+    with fits.open(sci_path) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "VARIANCE", "MASK"]
+        sky = float(np.median(hdul[0].data))
+        assert sky == pytest.approx(500.0, rel=0.05)  # flat-fielded sky level recovered
+        assert (hdul["VARIANCE"].data > 0).all()
+        assert hdul[0].header["OBJECT"] == "M42"  # raw header (and WCS) kept
+    qc = catalog.qc_rows(Database(prepared), "base")
+    assert {q.qc_name for q in qc if q.recipe == "mflat"} >= {"mean", "cold_fraction"}
+
+
+def test_rerun_skips_and_overwrite_redoes(prepared: Path) -> None:
+    calibration_cascade(str(prepared))
+    again = calibration_cascade(str(prepared))
+    assert again.made == ()
+    assert len(again.skipped) == 12
+    forced = calibration_cascade(str(prepared), overwrite=True, recipes=["mbias"])
+    assert len(forced.made) == 2
+    # an input changed since the product was made counts as not existing
+    raw = prepared / "raw" / "2026-01-10" / "n2_bias_0.fits"
+    with fits.open(raw, mode="update") as hdul:
+        hdul[0].data = hdul[0].data + 1.0
+    changed = calibration_cascade(str(prepared), recipes=["mbias"])
+    assert changed.made == ("20260110_MBIAS_1x1_011df1",)
+    assert changed.skipped == ("20260109_MBIAS_1x1_4178e0",)
+
+
+def test_failed_flat_is_replaced_by_neighbouring_night(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    for path in ws.glob("n1_flatR_*.fits"):  # dead region in night 1's R flats
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].data[:20, :20] *= 0.05
+    prepare_workspace(str(ws))
+    summary = calibration_cascade(str(ws))
+    bad_flat = next(n for n in summary.failed if "MFLAT_1x1_R" in n)
+    assert bad_flat.startswith("20260109")
+    status = catalog.status_rows(Database(ws), "base")[bad_flat]
+    assert status[0] == "fail"
+    assert "cold_fraction" in status[1]
+    sof = (ws / "sessions" / "base" / "sof" / "n1_sciR_0_RED.sof").read_text()
+    assert "# SUBSTITUTED: 20260110_MFLAT_1x1_R" in sof
+    assert f"replaces {bad_flat} (failed)" in sof
+    assert "n1_sciR_0_RED" in summary.made  # completed with the neighbour's flat
+    assert any("n1_sciR_0_RED" in s for s in summary.substitutions)
+    with fits.open(_product(ws, "n1_sciR_0_RED")) as hdul:
+        assert any("substituted" in h for h in hdul[0].header["HISTORY"])
+
+
+def test_corrupt_frame_in_a_set_is_reported_and_set_combines(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    prepare_workspace(str(ws))
+    victim = ws / "raw" / "2026-01-09" / "n1_bias_2.fits"
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) - 3000])  # data truncated, header intact
+    prepare_workspace(str(ws))  # size changed: header re-read, still a bias
+    summary = calibration_cascade(str(ws), recipes=["mbias"])
+    assert "20260109_MBIAS_1x1_4178e0" in summary.made
+    header = fits.getheader(_product(ws, "20260109_MBIAS"))
+    assert header["AF_NIN"] == 4
+
+
+def test_dask_local_cluster_gives_identical_products(prepared: Path, tmp_path: Path) -> None:
+    calibration_cascade(str(prepared), recipes=["mbias", "mdark"])
+    first = {p.name: fits.getdata(p) for p in (prepared / "sessions").rglob("*.fits")}
+    summary = calibration_cascade(str(prepared), recipes=["mbias", "mdark"], overwrite=True,
+                                  task_runner="dask-local")
+    assert len(summary.made) == 5
+    for name, data in first.items():
+        again = fits.getdata(next((prepared / "sessions").rglob(name)))
+        np.testing.assert_array_equal(again, data)

@@ -1,0 +1,61 @@
+"""Calibration maths and QC gates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import CalibrationError
+from processing.calibration import (
+    MASK_BAD,
+    MASK_SATURATED,
+    dark_rate,
+    flat_normalised,
+    qc_failures,
+    read_noise_difference,
+    reduce_frame,
+)
+
+
+def test_reduce_frame_arithmetic() -> None:
+    raw = np.array([[1100.0, 70000.0], [1050.0, 1200.0]], np.float32)
+    bias = np.full((2, 2), 1000.0)
+    dark = np.full((2, 2), 0.5)
+    flat = np.array([[1.0, 1.0], [0.4, 2.0]])
+    sci, var, mask = reduce_frame(raw, bias, dark, flat, exptime=20.0, gain=2.0, read_noise=5.0)
+    assert sci[0, 0] == pytest.approx(90.0)  # 1100 - 1000 - 10
+    assert sci[1, 1] == pytest.approx(95.0)  # (1200 - 1010) / 2
+    assert var[0, 0] == pytest.approx(90.0 / 2.0 + 25.0)
+    assert var[1, 1] == pytest.approx((190.0 / 2.0 + 25.0) / 4.0)
+    assert mask[0, 1] & MASK_SATURATED
+    assert mask[1, 0] & MASK_BAD  # flat 0.4 <= 0.5
+    assert mask[0, 0] == 0
+
+
+def test_dark_and_flat_helpers() -> None:
+    raw = np.full((4, 4), 1060.0, np.float32)
+    bias = np.full((4, 4), 1000.0)
+    np.testing.assert_allclose(dark_rate(raw, bias, 120.0), 0.5)
+    with pytest.raises(CalibrationError, match="not positive"):
+        dark_rate(raw, bias, 0.0)
+    flat = flat_normalised(raw * 10, bias, np.zeros((4, 4)), 1.0)
+    np.testing.assert_allclose(flat, 1.0)
+    with pytest.raises(CalibrationError, match="flat level"):
+        flat_normalised(raw, bias * 2, np.zeros((4, 4)), 1.0)
+
+
+def test_read_noise_difference(rng: np.random.Generator) -> None:
+    a = 1000 + rng.normal(0, 8.0, (200, 200))
+    b = 1000 + rng.normal(0, 8.0, (200, 200))
+    assert read_noise_difference(a, b) == pytest.approx(8.0, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [(0.9, True), (1.1, True), (1.0, True), (0.8999999, False), (1.1000001, False),
+     (float("nan"), False)],
+    ids=["low-bound", "high-bound", "inside", "below", "above", "nan"],
+)
+def test_qc_bounds_are_inclusive(value: float, ok: bool) -> None:
+    failures = qc_failures({"mean": value, "other": 5.0}, {"mean": (0.9, 1.1), "absent": (0, 1)})
+    assert (failures == []) is ok
