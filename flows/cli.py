@@ -411,6 +411,44 @@ def list_sofs(workspace: Workspace, session: SessionOpt = None) -> None:
     )
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    workspace: Workspace,
+    session: SessionOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo products that exist.")] = False,
+    recipe: Annotated[
+        list[str] | None, typer.Option("--recipe", help="Only this recipe (repeatable).")
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS|local",
+            help="Run recipes on Dask: 'local' (a LocalCluster) or tcp://host:port.",
+        ),
+    ] = None,
+) -> None:
+    """Run the calibration cascade of a prepared workspace."""
+    from flows.cascade import calibration_cascade
+
+    runner = "threads" if dask is None else ("dask-local" if dask == "local" else dask)
+    s = _run_stage(
+        calibration_cascade,
+        workspace=workspace,
+        session=session,
+        overwrite=overwrite,
+        recipes=recipe or None,
+        task_runner=runner,
+    )
+    typer.echo(s.line())
+    for name in s.failed:
+        typer.echo(f"  failed {name}")
+    for name, why in s.incomplete:
+        typer.echo(f"  incomplete {name}: {why}")
+    for sub in s.substitutions:
+        typer.echo(f"  substituted {sub}")
+
+
 data_app = typer.Typer(help="The remote data cache.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 CacheDir = Annotated[

@@ -47,12 +47,14 @@ def test_masters_recover_the_truth_and_match_astropy(prepared: Path) -> None:
     assert header["AF_NIN"] == 5
     assert any("n1_bias_0.fits" in h for h in header["HISTORY"])
     # Same inputs through astropy's reference: equal within 1e-5 relative.
-    raws = np.stack([fits.getdata(p) for p in sorted((prepared / "raw" / "2026-01-09").glob(
-        "n1_bias_*.fits"))])
+    raws = np.stack(
+        [fits.getdata(p) for p in sorted((prepared / "raw" / "2026-01-09").glob("n1_bias_*.fits"))]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = sigma_clip(raws, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std",
-                         axis=0).mean(axis=0)
+        ref = sigma_clip(
+            raws, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
+        ).mean(axis=0)
     np.testing.assert_allclose(bias, np.ma.filled(ref, np.nan), rtol=1e-5)
     dark = fits.getdata(_product(prepared, "20260109_MDARK_1x1_60s"))
     assert float(np.median(dark)) == pytest.approx(0.5, abs=0.1)  # 0.5 ADU/s dark current
@@ -126,9 +128,23 @@ def test_corrupt_frame_in_a_set_is_reported_and_set_combines(tmp_path: Path) -> 
 def test_dask_local_cluster_gives_identical_products(prepared: Path, tmp_path: Path) -> None:
     calibration_cascade(str(prepared), recipes=["mbias", "mdark"])
     first = {p.name: fits.getdata(p) for p in (prepared / "sessions").rglob("*.fits")}
-    summary = calibration_cascade(str(prepared), recipes=["mbias", "mdark"], overwrite=True,
-                                  task_runner="dask-local")
+    summary = calibration_cascade(
+        str(prepared), recipes=["mbias", "mdark"], overwrite=True, task_runner="dask-local"
+    )
     assert len(summary.made) == 5
     for name, data in first.items():
         again = fits.getdata(next((prepared / "sessions").rglob(name)))
         np.testing.assert_array_equal(again, data)
+
+
+def test_cli_calibrate(prepared: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = CliRunner().invoke(app, ["calibrate", str(prepared), "--recipe", "mbias"])
+    assert out.exit_code == 0, out.output
+    assert "made=2" in out.output
+    bad = CliRunner().invoke(app, ["calibrate", str(prepared), "--session", "nope"])
+    assert bad.exit_code == 2
+    assert "no session 'nope'" in bad.output

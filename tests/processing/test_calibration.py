@@ -52,8 +52,14 @@ def test_read_noise_difference(rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [(0.9, True), (1.1, True), (1.0, True), (0.8999999, False), (1.1000001, False),
-     (float("nan"), False)],
+    [
+        (0.9, True),
+        (1.1, True),
+        (1.0, True),
+        (0.8999999, False),
+        (1.1000001, False),
+        (float("nan"), False),
+    ],
     ids=["low-bound", "high-bound", "inside", "below", "above", "nan"],
 )
 def test_qc_bounds_are_inclusive(value: float, ok: bool) -> None:

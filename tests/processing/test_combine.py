@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -14,8 +15,9 @@ from processing.combine import clipped_mean, row_chunks
 def _reference(cube: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = sigma_clip(cube, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std",
-                         axis=0).mean(axis=0)
+        ref = sigma_clip(
+            cube, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
+        ).mean(axis=0)
     return np.ma.filled(ref.astype(np.float64), np.nan)
 
 
@@ -56,5 +58,5 @@ def test_row_chunks_cover_and_respect_budget() -> None:
     chunks = row_chunks(4096, 30, 4096, budget_bytes=256 * 2**20)
     assert chunks[0][0] == 0
     assert chunks[-1][1] == 4096
-    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
     assert all((r1 - r0) * 30 * 4096 * 4 <= 256 * 2**20 for r0, r1 in chunks)
