@@ -146,7 +146,6 @@ def main() -> None:
             f"difference {diff:.2e}"
         )
     print("targets: >= 10x ccdproc, >= 4x astropy (wall); peak RSS <= 1536 MB; diff <= 1e-5")
-    del time, resource
 
 
 if __name__ == "__main__":
