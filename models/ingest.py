@@ -31,17 +31,28 @@ class FolderSourceConfig(BaseModel):
     path: str
 
 
+class WorkspaceSourceConfig(BaseModel):
+    """The ``workspace`` section: reduced science frames of an organiser workspace that passed
+    QC (ids from product names, ``last_updated`` from the product files)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    path: str
+    session: str | None = None
+
+
 class PipelineConfig(BaseModel):
     """``toasty-pipeline-config.yaml`` at the repository root (toasty's keys; extra keys kept)."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    source_type: Literal["astropix", "folder"]
+    source_type: Literal["astropix", "folder", "workspace"]
     publish_url_prefix: str
     folder_name: str
     folder_thumbnail_url: str = ""
     astropix: AstroPixConfig | None = None
     folder: FolderSourceConfig | None = None
+    workspace: WorkspaceSourceConfig | None = None
 
     @field_validator("publish_url_prefix")
     @classmethod

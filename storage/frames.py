@@ -201,3 +201,24 @@ def opened(paths: Sequence[Path]) -> Iterator[tuple[list[RawRows], list[tuple[Pa
     finally:
         for r in good:
             r.close()
+
+
+def write_raw_frame(path: Path, data: np.ndarray, header: Mapping[str, Any]) -> None:
+    """Write a raw frame (primary HDU) as acquisition software would."""
+    hdr = fits.Header()
+    for key, value in header.items():
+        hdr[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.PrimaryHDU(data, hdr).writeto(path, overwrite=True)
+
+
+def write_preview(fits_path: Path, png_path: Path) -> Path:
+    """An 8-bit PNG preview of a FITS image (rows flipped so north-ish is up, as displayed)."""
+    from PIL import Image
+
+    from processing.render import RenderedRows
+
+    data = read_data(fits_path)
+    rgba = RenderedRows(data[::-1])[:, :]
+    Image.fromarray(rgba, "RGBA").save(png_path)
+    return png_path

@@ -242,11 +242,62 @@ def query_folder(url: str) -> FeedResult:
     return result
 
 
+def query_workspace(path: str, session: str | None = None) -> FeedResult:
+    """Reduced science frames of an organiser workspace whose status is ``pass``.
+
+    Ids are the lower-cased product names; ``last_updated`` is the product file's modification
+    time (so a re-reduced frame is published again).
+    """
+    from storage import catalog
+    from storage.database import Database
+
+    ws = Path(path).expanduser().resolve()
+    if not (ws / "astroflow.db").exists() and not os.environ.get("ASTROFLOW_DATABASE_URL"):
+        raise DownloadError(f"workspace {ws} has no organiser database: run `astroflow prep`")
+    db = Database(ws)
+    if session is None:
+        current = catalog.current_session(db)
+        if current is None:
+            raise DownloadError(f"workspace {ws} has no session")
+        session = current.name
+    statuses = catalog.statuses(db, session)
+    _, products = catalog.load_plan(db)
+    result = FeedResult()
+    for product in products:
+        if product.recipe != "reduce" or statuses.get(product.name) != "pass":
+            continue
+        file = ws / "sessions" / session / product.filepath
+        if not file.exists():
+            continue
+        try:
+            uid = safe_id(product.name.lower())
+        except InvalidKeyError as exc:
+            result.errors.append(ErrorReport.from_exception(exc, "fetch", [product.name]))
+            continue
+        stamp = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        result.candidates.append(
+            Candidate(
+                id=uid,
+                source_type="workspace",
+                source_id=f"{session}/{product.name}",
+                last_updated=stamp,
+                image_url=str(file),
+                image_ext="fits",
+                title=product.name,
+                description=f"{product.tag}, night {product.night}",
+            )
+        )
+    return result
+
+
 def query_source(config: PipelineConfig) -> FeedResult:
     """Ask the configured source for its candidates."""
     if config.source_type == "astropix":
         assert config.astropix is not None
         return query_astropix(config.astropix.json_query_url)
+    if config.source_type == "workspace":
+        assert config.workspace is not None
+        return query_workspace(config.workspace.path, config.workspace.session)
     assert config.folder is not None
     return query_folder(config.folder.path)
 

@@ -1,0 +1,69 @@
+"""``astroflow demo``: synthesise a small night, run ``process-night`` on it, report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from flows.night import NightSummary, process_night
+from processing.synthetic import night_frames
+from storage import catalog
+from storage.database import Database
+from storage.frames import write_preview, write_raw_frame
+
+
+class DemoReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    night: NightSummary
+    products: tuple[tuple[str, str, str], ...]  # (product, status, message)
+    qc: tuple[tuple[str, str, float | None, bool], ...]  # (product, qc, value, flagged)
+    published: tuple[str, ...]
+    root_index: str
+    preview: str | None
+
+
+def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
+    """Make (once) a synthetic two-night workspace in ``directory/workspace`` and run the
+    night flow into the local repository ``directory/repository``."""
+    root = Path(directory).expanduser().resolve()
+    workspace = root / "workspace"
+    repository = root / "repository"
+    if not workspace.exists():
+        workspace.mkdir(parents=True)
+        for frame in night_frames((size, size)):
+            write_raw_frame(workspace / frame.name, frame.data, frame.header)
+    repository.mkdir(parents=True, exist_ok=True)
+    night = process_night(
+        str(workspace),
+        str(repository),
+        publish_url_prefix=f"{repository.as_uri()}/",
+        folder_name="astroflow demo night",
+    )
+    db = Database(workspace)
+    session = night.prepare.session
+    statuses = catalog.status_rows(db, session)
+    products = tuple(
+        (name, status, (message or "").split(" [inputs")[0])
+        for name, (status, message) in sorted(statuses.items())
+    )
+    qc = tuple((q.product, q.qc_name, q.value, q.flag) for q in catalog.qc_rows(db, session))
+    published = tuple(sorted(p.parent.name for p in repository.glob("*/index.wtml")))
+    preview = None
+    reduced = sorted((workspace / "sessions" / session / "reduced").rglob("*_RED.fits"))
+    if reduced:
+        preview = str(write_preview(reduced[0], root / "preview.png"))
+    return DemoReport(
+        night=night,
+        products=products,
+        qc=qc,
+        published=published,
+        root_index=str(repository / "index.wtml"),
+        preview=preview,
+    )
+
+
+def reset_demo(directory: str) -> None:
+    shutil.rmtree(Path(directory).expanduser().resolve(), ignore_errors=True)

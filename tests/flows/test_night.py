@@ -1,0 +1,60 @@
+"""One night end to end: the demo's synthetic night calibrated and published to WWT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+from wwt_data_formats.folder import Folder
+
+from flows.cli import app
+from flows.demo import run_demo
+from processing.synthetic import FIELD_DEC, FIELD_RA
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+
+
+def test_demo_night_publishes_every_good_frame(tmp_path: Path) -> None:
+    report = run_demo(str(tmp_path / "demo"), size=128)
+    statuses = dict((p, s) for p, s, _ in report.products)
+    science_pass = sorted(
+        p.lower() for p, s in statuses.items() if p.endswith("_RED") and s == "pass"
+    )
+    assert science_pass == ["n2_m42_r_00_red", "n2_m42_r_01_red", "n2_m42_v_02_red"]
+    assert list(report.published) == science_pass
+    for image_id in report.published:
+        folder = Folder.from_file(str(tmp_path / "demo" / "repository" / image_id / "index.wtml"))
+        place = folder.children[0]
+        # the frame's centre pixel is its WCS reference pixel: the Place sits on CRVAL
+        assert place.ra_hr * 15 == pytest.approx(FIELD_RA, abs=1e-6)
+        assert place.dec_deg == pytest.approx(FIELD_DEC, abs=1e-6)
+        assert place.foreground_image_set.center_x == pytest.approx(FIELD_RA)
+    root = Folder.from_file(report.root_index)
+    assert len(root.children) == 3
+    # the bad R flat of the second night failed QC and was substituted, and says so
+    bad = [p for p, s, m in report.products if s == "fail"]
+    assert len(bad) == 1
+    assert "MFLAT_1x1_R" in bad[0]
+    assert any(bad[0] in s and "n2_m42_R_00_RED" in s for s in report.night.cascade.substitutions)
+    sof = next((tmp_path / "demo" / "workspace" / "sessions").rglob("n2_m42_R_00_RED.sof"))
+    assert f"replaces {bad[0]} (failed)" in sof.read_text()
+    assert report.preview is not None
+    assert Path(report.preview).stat().st_size > 0
+
+    again = run_demo(str(tmp_path / "demo"), size=128)
+    assert again.night.prepare.headers_read == 0
+    assert again.night.cascade.made == ()
+    fetch, process, publish, _ = again.night.ingest
+    assert fetch.new == ()
+    assert process.done == ()
+    assert publish.done == ()
+
+
+def test_cli_demo_prints_the_report(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["demo", str(tmp_path / "d"), "--size", "96"])
+    assert out.exit_code == 0, out.output
+    assert "QC failed: cold_fraction" in out.output
+    assert "replaces" in out.output
+    assert "Published images (3)" in out.output
+    assert "index.wtml" in out.output
