@@ -100,7 +100,7 @@ def _clip_pixel(v: np.ndarray, n: int, sigma: float, maxiters: int) -> tuple[flo
     return total / count, count
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _clipped_mean_chunk(
     cube: np.ndarray, sigma: float, maxiters: int, out: np.ndarray, counts: np.ndarray
 ) -> None:

@@ -16,6 +16,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class RawRows:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._hdul = fits.open(path, memmap=True, lazy_load_hdus=True)
+                self._hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
                 hdu = self._hdul[0]
                 shape = tuple(hdu.shape)
         except Exception as exc:
@@ -128,12 +129,24 @@ def combine(
     if not frames:
         raise CalibrationError("no frames to combine")
     out = np.empty(shape, np.float32)
-    for r0, r1 in row_chunks(shape[0], len(frames), shape[1], budget_bytes):
+    chunks = row_chunks(shape[0], len(frames), shape[1], budget_bytes // 2)
+
+    def read(r0: int, r1: int) -> np.ndarray:
         cube = np.empty((len(frames), r1 - r0, shape[1]), np.float32)
         for i, frame in enumerate(frames):
             cube[i] = frame[r0:r1]
-        mean, _ = clipped_mean(cube, sigma, maxiters)
-        out[r0:r1] = mean
+        return cube
+
+    # Read the next band while the (GIL-free) kernel works on this one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(read, *chunks[0])
+        for k, (r0, r1) in enumerate(chunks):
+            cube = pending.result()
+            if k + 1 < len(chunks):
+                pending = pool.submit(read, *chunks[k + 1])
+            mean, _ = clipped_mean(cube, sigma, maxiters)
+            out[r0:r1] = mean
+            del cube
     return out
 
 
