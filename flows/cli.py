@@ -499,6 +499,16 @@ def demo_cmd(
         typer.echo(f"Preview of a reduced frame: {r.preview}")
 
 
+@app.command("serve")
+def serve_cmd(
+    limit: Annotated[int | None, typer.Option(help="Most concurrent runs.")] = None,
+) -> None:
+    """Serve every deployment of deployments/prefect.yaml from this process (no work pool)."""
+    from flows.serve import serve_all
+
+    serve_all(limit=limit)
+
+
 data_app = typer.Typer(help="The remote data cache.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 CacheDir = Annotated[

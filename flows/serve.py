@@ -1,0 +1,52 @@
+"""``astroflow serve``: every deployment of ``deployments/prefect.yaml`` from one process
+(Prefect's ``serve``), for users without a work pool. Same names, parameters and schedules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
+
+
+def deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The deployments declared in prefect.yaml."""
+    return list(yaml.safe_load(path.read_text(encoding="utf-8"))["deployments"])
+
+
+def _flow_for(entrypoint: str) -> Any:
+    import importlib
+
+    module_path, name = entrypoint.split(":")
+    module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
+    return getattr(module, name)
+
+
+def build_deployments(path: Path = PREFECT_YAML) -> list[Any]:
+    from prefect.schedules import Cron
+
+    out = []
+    for spec in deployment_specs(path):
+        flow = _flow_for(spec["entrypoint"])
+        schedules = [
+            Cron(s["cron"], timezone=s.get("timezone", "UTC")) for s in spec.get("schedules", [])
+        ]
+        out.append(
+            flow.to_deployment(
+                name=spec["name"],
+                parameters=spec.get("parameters", {}),
+                description=spec.get("description"),
+                tags=spec.get("tags", []),
+                schedules=schedules,
+            )
+        )
+    return out
+
+
+def serve_all(limit: int | None = None) -> None:
+    """Serve every deployment until interrupted."""
+    from prefect import serve
+
+    serve(*build_deployments(), limit=limit)

@@ -1,0 +1,176 @@
+"""Deployments end to end: a real Prefect server, `prefect deploy` from deployments/prefect.yaml,
+a process worker, and `prefect deployment run` of the ingest and calibration deployments."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from flows.serve import build_deployments, deployment_specs
+from tests.conftest import ROOT, free_port
+from tests.imagedata import tan_wcs, write_fits
+from tests.organiser_data import make_workspace
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def test_prefect_yaml_declares_the_deployments() -> None:
+    specs = {s["name"]: s for s in deployment_specs()}
+    assert {"nightly-ingest", "reindex", "prepare", "calibrate-night", "night"} <= set(specs)
+    assert specs["nightly-ingest"]["schedules"][0]["cron"] == "0 8 * * *"
+    assert "schedules" not in specs["reindex"]
+    text = (ROOT / "deployments" / "prefect.yaml").read_text()
+    assert "AccountKey" not in text
+    assert "connection_string" not in text.lower()
+    names = {(d.flow_name, d.name) for d in build_deployments()}
+    assert ("ingest-images", "nightly-ingest") in names  # serve uses the same names
+    assert ("calibration-cascade", "calibrate-night") in names
+
+
+def _env(home: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        COLUMNS="250",  # rich tables are cut to the terminal width
+    )
+    env.pop("ASTROFLOW_DATABASE_URL", None)
+    return env
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the worker ignores its first signal
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = _env(home, port)
+    log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=home,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError((home / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield env
+    finally:
+        _stop(server)
+        log.close()
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    out = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({out.returncode}):\n{out.stdout[-4000:]}"
+            f"\n{out.stderr[-4000:]}"
+        )
+    return out.stdout + out.stderr
+
+
+def _run_deployment(name: str, params: dict[str, str], env: dict[str, str]) -> None:
+    args = [PREFECT, "deployment", "run", name, "--watch", "--watch-timeout", "400"]
+    for key, value in params.items():
+        args += ["-p", f"{key}={value}"]
+    out = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=450)
+    text = out.stdout + out.stderr
+    if out.returncode != 0 or "Completed" not in text:
+        run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", text)
+        logs = ""
+        if run_id:
+            logs = subprocess.run(
+                [PREFECT, "flow-run", "logs", run_id.group(1)],
+                env=env,
+                capture_output=True,
+                text=True,
+            ).stdout[-6000:]
+        pytest.fail(f"deployment run {name} did not complete:\n{text[-3000:]}\nlogs:\n{logs}")
+
+
+@pytest.mark.slow
+def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -> None:
+    env = prefect_server
+    _run([PREFECT, "work-pool", "create", "astroflow", "--type", "process"], env)
+    _run(
+        [PREFECT, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
+        env,
+    )
+    listed = _run([PREFECT, "deployment", "ls"], env)
+    for name in ("nightly-ingest", "calibrate-night", "night", "reindex", "prepare"):
+        assert name in listed
+    # inputs: a folder source with one FITS image, a synthetic workspace
+    src = tmp_path / "src"
+    src.mkdir()
+    write_fits(src / "ngc2000.fits", 300, 200, np.random.default_rng(3), tan_wcs(300, 200))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "toasty-pipeline-config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "source_type": "folder",
+                "publish_url_prefix": "https://x.org/",
+                "folder_name": "deployed",
+                "folder": {"path": str(src)},
+            }
+        )
+    )
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(4), shape=(24, 24))
+    worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "astroflow"],
+        env=env,
+        cwd=ROOT,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _run_deployment(
+            "ingest-images/nightly-ingest",
+            {"repository": str(repo), "work_dir": str(tmp_path / "work")},
+            env,
+        )
+        assert (repo / "ngc2000" / "index.wtml").exists()
+        assert "ngc2000" in (repo / "index.wtml").read_text()
+        _run_deployment("prepare-workspace/prepare", {"workspace": str(ws)}, env)
+        _run_deployment("calibration-cascade/calibrate-night", {"workspace": str(ws)}, env)
+        reduced = sorted((ws / "sessions" / "base" / "reduced").rglob("*_RED.fits"))
+        assert len(reduced) == 5  # 7 science frames, 2 without calibrations
+        assert len(list((ws / "sessions" / "base" / "reduced").rglob("*MBIAS*.fits"))) == 2
+    finally:
+        _stop(worker)
+        worker_log.close()
