@@ -522,7 +522,11 @@ CacheDir = Annotated[
 def _remote(cache_dir: str | None) -> Any:
     from storage.remote import RemoteData, default_remote
 
-    return RemoteData(cache_dir) if cache_dir else default_remote()
+    if cache_dir:
+        from models.settings import Settings
+
+        return RemoteData(cache_dir, Settings().remote_database_url)
+    return default_remote()
 
 
 @data_app.command("list")

@@ -318,6 +318,62 @@ def set_status(
             )
 
 
+CLAIM_PREFIX = "started"
+
+
+def claim(
+    db: Database,
+    session: str,
+    product: str,
+    fingerprint: str,
+    owner: str,
+    *,
+    overwrite: bool = False,
+    stale_after_s: float = 6 * 3600,
+) -> bool:
+    """Atomically take the right to make ``product`` in ``session``.
+
+    Writes status ``fail`` with message ``started by <owner> [inputs <fingerprint>]`` (so a crash
+    leaves a failure, never a false pass). Refused while another run holds a fresh claim, and,
+    unless ``overwrite``, when the product already passed with the same inputs. Safe across
+    processes on SQLite and PostgreSQL (unique row per session and product).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    table = ProductStatus.__table__
+    message = f"{CLAIM_PREFIX} by {owner} [inputs {fingerprint}]"
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=stale_after_s)
+    try:
+        with db.connect() as conn:
+            conn.execute(
+                sa.insert(table).values(
+                    session=session, product=product, status="fail", message=message
+                )
+            )
+        return True
+    except sa.exc.IntegrityError:
+        pass
+    free = sa.or_(
+        table.c.message.is_(None),
+        ~table.c.message.like(f"{CLAIM_PREFIX}%"),
+        table.c.updated_at < cutoff,
+    )
+    if not overwrite:
+        free = sa.and_(
+            free,
+            sa.not_(
+                sa.and_(table.c.status == "pass", table.c.message.like(f"%[inputs {fingerprint}]"))
+            ),
+        )
+    with db.connect() as conn:
+        updated = conn.execute(
+            sa.update(table)
+            .where(table.c.session == session, table.c.product == product, free)
+            .values(status="fail", message=message, updated_at=sa.func.now())
+        ).rowcount
+    return bool(updated)
+
+
 def clear_statuses(db: Database, session: str, products: Iterable[str]) -> None:
     table = ProductStatus.__table__
     names = list(products)

@@ -95,6 +95,9 @@ def migrate(engine: Engine) -> None:
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             with engine.begin() as conn:
+                if engine.url.get_backend_name() == "postgresql":
+                    # one migrating process at a time per database
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(421337)"))
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         _MIGRATED.add(key)

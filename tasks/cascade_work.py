@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
+import threading
+import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -188,7 +192,9 @@ def run_recipe(inp: RecipeInput) -> RecipeResult:
                 message=message or "",
                 substitutions=inp.substitutions,
             )
-    catalog.set_status(db, inp.session, inp.product, "fail", f"started [inputs {fingerprint}]")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    if not catalog.claim(db, inp.session, inp.product, fingerprint, owner, overwrite=inp.overwrite):
+        return _wait_for_other(db, inp, out, fingerprint)
     try:
         if inp.recipe == "reduce":
             qc, dropped = _reduce(inp, out, fingerprint)
@@ -250,6 +256,33 @@ def run_recipe(inp: RecipeInput) -> RecipeResult:
         status="pass",
         qc=qc,
         dropped=tuple(dropped),
+        substitutions=inp.substitutions,
+    )
+
+
+def _wait_for_other(
+    db: Database, inp: RecipeInput, out: Path, fingerprint: str, timeout_s: float = 3600.0
+) -> RecipeResult:
+    """Another run holds (or held) this product: wait for its outcome and report it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, message = catalog.status_rows(db, inp.session).get(inp.product, ("fail", ""))
+        if not (message or "").startswith(catalog.CLAIM_PREFIX):
+            break
+        if time.monotonic() > deadline:
+            raise CalibrationError(
+                f"{inp.product}: still being made by another run after "
+                f"{timeout_s:.0f} s ({message})"
+            )
+        time.sleep(0.5)
+    log.info("%s was made by another run (%s)", inp.product, status)
+    return RecipeResult(
+        product=inp.product,
+        recipe=inp.recipe,
+        path=str(out),
+        outcome="skipped",
+        status=status,  # type: ignore[arg-type]
+        message=message or "",
         substitutions=inp.substitutions,
     )
 

@@ -24,8 +24,10 @@ def sha(data: bytes) -> str:
 
 
 @pytest.fixture
-def remote(tmp_path: Path) -> RemoteData:
-    return RemoteData(tmp_path / "cache", timeout=2.0, retries=3, backoff=0.05)
+def remote(tmp_path: Path, database_backend: str) -> RemoteData:
+    """A manager on SQLite (in its cache folder) and on PostgreSQL."""
+    url = None if database_backend == "sqlite" else database_backend
+    return RemoteData(tmp_path / "cache", url, timeout=2.0, retries=3, backoff=0.05)
 
 
 def _hits(server: HTTPServer, path: str) -> int:
@@ -193,7 +195,8 @@ def test_verify_and_clear(remote: RemoteData, httpserver: HTTPServer) -> None:
     assert remote.versions() == []
 
 
-def test_database_deleted_between_calls(remote: RemoteData, httpserver: HTTPServer) -> None:
+def test_database_deleted_between_calls(tmp_path: Path, httpserver: HTTPServer) -> None:
+    remote = RemoteData(tmp_path / "cache", timeout=2.0, retries=3, backoff=0.05)
     body = b"persist"
     httpserver.expect_request("/d").respond_with_data(body)
     path = remote.fetch("d.dat", [httpserver.url_for("/d")], sha(body))
@@ -244,10 +247,12 @@ def test_file_urls_and_bad_names(remote: RemoteData, tmp_path: Path) -> None:
             remote.fetch(bad, [src.as_uri()])
 
 
-def test_data_cli(remote: RemoteData, httpserver: HTTPServer) -> None:
+def test_data_cli(tmp_path: Path, httpserver: HTTPServer) -> None:
     from typer.testing import CliRunner
 
     from flows.cli import app
+
+    remote = RemoteData(tmp_path / "cache")
 
     httpserver.expect_request("/cli").respond_with_data(b"cli data")
     path = remote.fetch("cli.dat", [httpserver.url_for("/cli")], sha(b"cli data"))

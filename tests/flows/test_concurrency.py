@@ -1,0 +1,67 @@
+"""Several workers on one PostgreSQL workspace: two cascades at once do nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flows.organiser import prepare_workspace
+from storage import catalog
+from storage.database import Database
+from tests.conftest import ROOT
+from tests.organiser_data import make_workspace
+
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.usefixtures("prefect_harness")]
+
+_SCRIPT = """
+import sys
+from flows.cascade import calibration_cascade
+summary = calibration_cascade(sys.argv[1])
+print("RESULT " + summary.model_dump_json())
+"""
+
+
+def test_two_cascades_at_once_on_postgres(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("ASTROFLOW_DATABASE_URL", pg_url)
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(9), shape=(32, 32))
+    prepare_workspace(str(ws))
+    env = dict(
+        os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()), ASTROFLOW_DATABASE_URL=pg_url
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT, str(ws)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-4000:]
+        line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+        results.append(json.loads(line[len("RESULT ") :]))
+    made = [name for r in results for name in r["made"]]
+    assert len(made) == len(set(made)), "a product was made twice"
+    assert len(made) == 12  # nothing lost: every product made exactly once, by one of them
+    for r in results:  # each run saw every product, made by itself or by the other
+        assert sorted(r["made"] + r["skipped"]) == sorted(made)
+        assert r["failed"] == []
+    statuses = catalog.statuses(Database(ws), "base")
+    assert sorted(n for n, s in statuses.items() if s == "pass") == sorted(made)
+    assert not list((ws / "sessions").rglob(".*.tmp"))
