@@ -216,36 +216,45 @@ def match_calibrations(
     """
     statuses = statuses or {}
     prefix = f"{session_root.rstrip('/')}/" if session_root else ""
-    usable: dict[str, list[ProductPlan]] = defaultdict(list)
-    failed_usable: dict[str, list[ProductPlan]] = defaultdict(list)
+    # usable[(recipe, match keys, match values)] -> products, kept in cascade order
+    usable: dict[tuple, list[ProductPlan]] = defaultdict(list)
+    failed_usable: dict[tuple, list[ProductPlan]] = defaultdict(list)
     by_set = {p.set_name: p for p in products}
+    keys_of = {p.name: dict(p.keys) | {"exptime": f"{p.exptime:g}"} for p in products}
+    needs_by_recipe: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for recipe in rules.recipes:
+        for need in recipe.needs:
+            needs_by_recipe[need.recipe].add(tuple(need.match))
+    failed_names: dict[str, list[str]] = defaultdict(list)
+    for p in products:
+        if statuses.get(p.name) == "fail":
+            failed_names[p.recipe].append(p.name)
     sofs: list[SofPlan] = []
     for target in sorted(sets, key=lambda s: (s.recipe_order, s.name)):
         recipe = rules.recipe(target.recipe)
+        target_keys = dict(target.keys)
         lines = [SofLine(path=path, tag=recipe.raw_tag) for path in target.frames]
         reasons = [] if target.complete else [target.reason]
         used: list[str] = []
         substitutions: list[str] = []
         for need in recipe.needs:
-            candidates = [
-                p for p in usable[need.recipe] if all(p.key(k) == target.key(k) for k in need.match)
-            ]
+            index = (
+                need.recipe,
+                tuple(need.match),
+                tuple(target_keys.get(k, "") for k in need.match),
+            )
+            candidates = usable.get(index, [])
             if not candidates:
                 wanted = ", ".join(f"{k}={target.key(k)}" for k in need.match)
-                failed = [
-                    p.name
-                    for p in products
-                    if p.recipe == need.recipe and statuses.get(p.name) == "fail"
-                ]
+                failed = failed_names.get(need.recipe, [])
                 extra = f" (failed: {', '.join(failed[:3])})" if failed else ""
                 reasons.append(f"no {need.tag} with {wanted}{extra}")
                 continue
             best = min(candidates, key=lambda p: _rank(need, target, p))
             failed_better = [
                 p
-                for p in failed_usable[need.recipe]
-                if all(p.key(k) == target.key(k) for k in need.match)
-                and _rank(need, target, p) < _rank(need, target, best)
+                for p in failed_usable.get(index, [])
+                if _rank(need, target, p) < _rank(need, target, best)
             ]
             if failed_better:
                 ideal = min(failed_better, key=lambda p: _rank(need, target, p))
@@ -266,8 +275,9 @@ def match_calibrations(
             )
         )
         product = by_set[target.name]
-        if complete and statuses.get(product.name) != "fail":
-            usable[target.recipe].append(product)
-        elif complete:
-            failed_usable[target.recipe].append(product)
+        if complete:
+            pkeys = keys_of[product.name]
+            into = failed_usable if statuses.get(product.name) == "fail" else usable
+            for match in needs_by_recipe.get(target.recipe, ()):
+                into[(target.recipe, match, tuple(pkeys.get(k, "") for k in match))].append(product)
     return sofs
