@@ -6,28 +6,46 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
 from prefect.futures import PrefectFuture
 
 from models.errors import ErrorReport, ErrorStack
 
 
 def collect(
-    futures: Sequence[PrefectFuture[Any]], inputs: Sequence[str], step: str
+    futures: Sequence[PrefectFuture[Any]],
+    inputs: Sequence[str],
+    step: str,
+    *,
+    progress: bool = True,
 ) -> tuple[dict[str, Any], ErrorStack]:
     """Wait for mapped task runs; results by input, and one error report per failed input.
 
     A failed run never stops the others: its exception becomes an :class:`ErrorReport`
-    (expected when it is one of ours) with the input it concerned.
+    (expected when it is one of ours) with the input it concerned. With ``progress``, a
+    Prefect progress artifact (``<step>-progress``) shows the share of inputs finished.
     """
     results: dict[str, Any] = {}
     reports: list[ErrorReport] = []
-    for name, fut in zip(inputs, futures, strict=True):
+    artifact_id = None
+    if progress and futures:
+        artifact_id = create_progress_artifact(
+            progress=0.0,
+            key=f"{step}-progress".lower().replace("_", "-"),
+            description=f"{step}: share of {len(futures)} input(s) finished",
+        )
+    for n, (name, fut) in enumerate(zip(inputs, futures, strict=True), start=1):
         outcome = fut.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
             reports.append(ErrorReport.from_exception(outcome, step, [name]))
         else:
             results[name] = outcome
+        if artifact_id is not None:
+            update_progress_artifact(artifact_id, progress=100.0 * n / len(futures))
     return results, ErrorStack(reports=tuple(reports))
 
 

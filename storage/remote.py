@@ -359,7 +359,7 @@ class RemoteData:
                         break
                     else:
                         if size == 0:
-                            problems.append(f"{url}: empty body")
+                            problems.append(f"{url}: empty (0-byte) body")
                             break
                         if want and digest != want and not skip:
                             problems.append(f"{url}: hash {digest} does not match {want}")

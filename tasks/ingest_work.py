@@ -4,11 +4,15 @@ subprocesses call them directly); :mod:`tasks.ingest` wraps each in a Prefect ta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import shutil
+import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from models.errors import ProcessingError, WcsError
 from models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
@@ -86,13 +90,45 @@ def fetch_image(
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
     image_path = part / f"image.{candidate.image_ext}"
-    sha, nbytes = download(candidate.image_url, image_path)
+    if candidate.image_url.lower().startswith(("http://", "https://")):
+        # Through the remote data manager: retried, mirrored, size-checked, cached by source
+        # version (a re-run after a crash does not download again).
+        version = hashlib.sha256(candidate.last_updated.encode()).hexdigest()[:12]
+        cached = _remote(wd.root / "downloads").fetch(
+            f"{cid}-{version}.{candidate.image_ext}", [candidate.image_url]
+        )
+        _link_or_copy(cached, image_path)
+        sha, nbytes = sha256_file(image_path), image_path.stat().st_size
+    else:
+        sha, nbytes = download(candidate.image_url, image_path)
     (part / CANDIDATE_FILE).write_text(candidate.model_dump_json(indent=2), encoding="utf-8")
     write_json_atomic(part / "download.json", {"sha256": sha, "bytes": nbytes})
     wd.commit("cache_todo", cid)
     # A stale processed copy of an older version must not be published over the new one.
     shutil.rmtree(wd.path("out_todo", cid), ignore_errors=True)
     return "new"
+
+
+_REMOTES: dict[Path, Any] = {}
+_REMOTES_LOCK = threading.Lock()
+
+
+def _remote(cache: Path) -> Any:
+    """One :class:`storage.remote.RemoteData` per download cache (imported lazily: tiling
+    alone does not need an HTTP client or a database)."""
+    from storage.remote import RemoteData
+
+    with _REMOTES_LOCK:
+        if cache not in _REMOTES:
+            _REMOTES[cache] = RemoteData(cache)
+        return _REMOTES[cache]
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
 
 def _pending_version(folder: Path) -> str | None:
