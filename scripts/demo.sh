@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up and run the main job on embedded defaults (local folder repository, SQLite,
-# Prefect's ephemeral API).  ./scripts/demo.sh [workdir]
+# Set up and run the main job on embedded defaults: a synthetic night calibrated and published
+# to a local WWT repository (SQLite, Prefect's ephemeral API).   ./scripts/demo.sh [DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${VIRTUAL_ENV:-}" ]]; then
@@ -11,6 +11,5 @@ fi
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e .
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
-workdir="${1:-./demo-work}"
-mkdir -p "$workdir/repo"
-astroflow repo check "$workdir/repo"
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
+astroflow demo "${1:-astroflow-demo}"
