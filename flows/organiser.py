@@ -15,6 +15,7 @@ from storage.database import Database
 from storage.keys import validate_session_id
 from storage.workspace import ensure_session_dirs
 from tasks.organiser import (
+    forget_fingerprints,
     organise_new_frames_task,
     predict_task,
     sanity_check_task,
@@ -69,6 +70,7 @@ def prepare_workspace(
     ruleset = load_rules(rules or session_row.rules)
     if refresh:
         catalog.clear_inventory(db)
+        forget_fingerprints(str(ws))
     _, failed = uncompress_task(str(ws))
     new, read_new, reports = organise_new_frames_task(str(ws), db.url, ruleset)
     added, removed, read_old, more = sanity_check_task(str(ws), db.url, ruleset)
@@ -82,7 +84,7 @@ def prepare_workspace(
     errors = ErrorStack(reports=tuple(reports + more))
     summary = PrepareSummary(
         session=session,
-        raw_frames=len(catalog.load_frames(db)),
+        raw_frames=len(catalog.frame_stats(db)),
         new_frames=new + added,
         removed_frames=removed,
         rejected=tuple(failed) + tuple((r.inputs[0], r.message) for r in errors.reports),

@@ -200,6 +200,47 @@ def _rank(need: CalibrationNeed, target: SetPlan, product: ProductPlan) -> tuple
     return (round(dexp, 6), round(abs(product.mjd - target.mjd), 9), product.name)
 
 
+def _nearest(
+    need: CalibrationNeed,
+    target: SetPlan,
+    candidates: list[ProductPlan],
+    cache: dict[tuple, dict[float, tuple[list[float], list[ProductPlan]]]],
+    index: tuple,
+) -> ProductPlan:
+    """The best candidate by :func:`_rank`, found by bisection on MJD within the exposure
+    times closest to the target's (the same result as ``min(candidates, key=_rank)``)."""
+    import bisect
+
+    if len(candidates) <= 8:
+        return min(candidates, key=lambda p: _rank(need, target, p))
+    groups = cache.get(index)
+    if groups is None:
+        by_exp: dict[float, list[ProductPlan]] = defaultdict(list)
+        for p in candidates:
+            by_exp[p.exptime if need.rank_by_exptime else 0.0].append(p)
+        groups = {}
+        for exp, items in by_exp.items():
+            items.sort(key=lambda p: (p.mjd, p.name))
+            groups[exp] = ([p.mjd for p in items], items)
+        cache[index] = groups
+    if need.rank_by_exptime:
+        best_d = min(round(abs(e - target.exptime), 6) for e in groups)
+        exps = [e for e in groups if round(abs(e - target.exptime), 6) == best_d]
+    else:
+        exps = list(groups)
+    shortlist: list[ProductPlan] = []
+    for exp in exps:
+        mjds, items = groups[exp]
+        i = bisect.bisect_left(mjds, target.mjd)
+        lo, hi = max(0, i - 2), min(len(items), i + 2)
+        while lo > 0 and mjds[lo - 1] == mjds[lo]:
+            lo -= 1
+        while hi < len(items) and mjds[hi] == mjds[hi - 1]:
+            hi += 1
+        shortlist.extend(items[lo:hi])
+    return min(shortlist, key=lambda p: _rank(need, target, p))
+
+
 def match_calibrations(
     sets: list[SetPlan],
     products: list[ProductPlan],
@@ -230,6 +271,7 @@ def match_calibrations(
         if statuses.get(p.name) == "fail":
             failed_names[p.recipe].append(p.name)
     sofs: list[SofPlan] = []
+    sorted_cache: dict[tuple, dict[float, tuple[list[float], list[ProductPlan]]]] = {}
     for target in sorted(sets, key=lambda s: (s.recipe_order, s.name)):
         recipe = rules.recipe(target.recipe)
         target_keys = dict(target.keys)
@@ -250,7 +292,7 @@ def match_calibrations(
                 extra = f" (failed: {', '.join(failed[:3])})" if failed else ""
                 reasons.append(f"no {need.tag} with {wanted}{extra}")
                 continue
-            best = min(candidates, key=lambda p: _rank(need, target, p))
+            best = _nearest(need, target, candidates, sorted_cache, index)
             failed_better = [
                 p
                 for p in failed_usable.get(index, [])

@@ -51,6 +51,29 @@ def load_frames(db: Database) -> dict[str, tuple[FileStat, FrameInfo]]:
     return out
 
 
+def frame_stats(db: Database) -> dict[str, tuple[int, int]]:
+    """``filepath -> (size, mtime_ns)`` of every raw frame row (no model objects: fast)."""
+    table = RawFrame.__table__
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(table.c.filepath, table.c.size, table.c.mtime_ns)).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def plan_counts(db: Database) -> tuple[int, int, int]:
+    """``(sets, incomplete sets, products)`` stored."""
+    sets, prods = RawFrameSet.__table__, ProductFrame.__table__
+    with db.connect() as conn:
+        n_sets = conn.execute(sa.select(sa.func.count()).select_from(sets)).scalar() or 0
+        n_bad = (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(sets).where(sets.c.complete.is_(False))
+            ).scalar()
+            or 0
+        )
+        n_prod = conn.execute(sa.select(sa.func.count()).select_from(prods)).scalar() or 0
+    return n_sets, n_bad, n_prod
+
+
 def add_frames(db: Database, frames: Iterable[tuple[FileStat, FrameInfo]]) -> int:
     rows = [
         {

@@ -68,14 +68,13 @@ def organise_new_frames_task(
     db = Database(ws, db_url)
     paths = root_fits(ws)
     infos = _read_many(paths, rules)
-    known = set(catalog.load_frames(db))
+    known = set(catalog.frame_stats(db))
     added: list[tuple[FileStat, FrameInfo]] = []
     rejected: list[tuple[FileStat, str]] = []
     reports: list[ErrorReport] = []
+    taken = set(known)
     for path, info in zip(paths, infos, strict=True):
-        if isinstance(info, FrameInfo) and f"raw/{info.night}/{info.file}" in known | {
-            s.path for s, _ in added
-        }:
+        if isinstance(info, FrameInfo) and info.path in taken:
             info = ProcessingError(
                 f"{path.name}: a frame of that name is already in raw/{info.night}/"
             )
@@ -87,6 +86,7 @@ def organise_new_frames_task(
         rel = move_to(ws, path, f"raw/{info.night}")
         if rel != info.path:  # a clash renamed it
             info = info.model_copy(update={"file": rel.rsplit("/", 1)[-1]})
+        taken.add(rel)
         added.append((stat(ws, rel), info))
     catalog.add_frames(db, added)
     catalog.add_rejected(db, rejected)
@@ -106,10 +106,10 @@ def sanity_check_task(
     """
     ws = Path(workspace)
     db = Database(ws, db_url)
-    known = catalog.load_frames(db)
+    known = catalog.frame_stats(db)
     on_disk = raw_files(ws)
     vanished = [p for p in known if p not in on_disk]
-    changed = [p for p, st in on_disk.items() if p in known and known[p][0] != st]
+    changed = [p for p, st in on_disk.items() if p in known and known[p] != (st.size, st.mtime_ns)]
     new = sorted([p for p in on_disk if p not in known] + changed)
     catalog.remove_frames(db, vanished + changed)
     infos = _read_many([ws / p for p in new], rules)
@@ -140,11 +140,43 @@ def predict_task(workspace: str, db_url: str, rules: RuleSet) -> tuple[int, int,
     -------
     sets, incomplete, products, changed
     """
-    db = Database(Path(workspace), db_url)
+    ws = Path(workspace)
+    db = Database(ws, db_url)
+    fingerprint = _fingerprint(
+        db_url, rules.model_dump_json(), sorted(catalog.frame_stats(db).items())
+    )
+    stamp = ws / ".astroflow" / "plan.fingerprint"
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        n_sets, n_bad, n_products = catalog.plan_counts(db)
+        if n_sets or not catalog.frame_stats(db):
+            return n_sets, n_bad, n_products, False  # inventory unchanged: plan unchanged
     frames = [info for _, info in catalog.load_frames(db).values()]
     sets, products = plan_sets(frames, rules)
     changed = catalog.replace_plan(db, sets, products)
+    _write_stamp(stamp, fingerprint)
     return len(sets), sum(not s.complete for s in sets), len(products), changed
+
+
+def _fingerprint(*parts: object) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _write_stamp(path: Path, text: str) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def forget_fingerprints(workspace: str) -> None:
+    """Make the next prepare recompute everything (``--refresh``)."""
+    import shutil
+
+    shutil.rmtree(Path(workspace) / ".astroflow", ignore_errors=True)
 
 
 def session_sofs(db: Database, rules: RuleSet, session: str) -> list[SofPlan]:
@@ -161,7 +193,17 @@ def write_sofs_task(workspace: str, db_url: str, rules: RuleSet, session: str) -
     those whose bytes change). Returns (files written or removed, table changed)."""
     ws = Path(workspace)
     db = Database(ws, db_url)
+    plan_stamp = ws / ".astroflow" / "plan.fingerprint"
+    fingerprint = _fingerprint(
+        plan_stamp.read_text() if plan_stamp.exists() else "",
+        rules.model_dump_json(),
+        sorted(catalog.statuses(db, session).items()),
+    )
+    stamp = ws / ".astroflow" / f"sof-{session}.fingerprint"
+    if stamp.exists() and stamp.read_text() == fingerprint and plan_stamp.exists():
+        return 0, False  # same plan and statuses: same SOFs
     sofs = session_sofs(db, rules, session)
     changed = catalog.replace_sofs(db, session, sofs)
     written = write_sofs(ws, session, {s.set_name: s.text() for s in sofs})
+    _write_stamp(stamp, fingerprint)
     return written, changed

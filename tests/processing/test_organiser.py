@@ -161,3 +161,47 @@ def test_product_names_fit_fits_headers() -> None:
     _, products = plan_sets(frames, RULES)
     assert len(products[0].name) <= 60
     assert products[0].filepath.startswith("reduced/")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_indexed_matching_equals_brute_force(seed: int) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    frames = []
+    for night in range(25):
+        base = 61000.0 + night + rnd.random() * 0.1
+        frames += [_frame(f"b{night}_{i}.fits", "bias", base + i * 1e-4) for i in range(3)]
+        exp = rnd.choice([30.0, 60.0, 120.0])
+        frames += [
+            _frame(f"d{night}_{i}.fits", "dark", base + 0.01 + i * 1e-4, exp) for i in range(3)
+        ]
+        frames += [
+            _frame(f"f{night}_{i}.fits", "flat", base + 0.02 + i * 1e-4, 2.0, filter="R")
+            for i in range(3)
+        ]
+    frames += [
+        _frame(
+            f"s{i}.fits",
+            "science",
+            61000.0 + rnd.random() * 26,
+            rnd.choice([45.0, 90.0, 100.0]),
+            filter="R",
+        )
+        for i in range(40)
+    ]
+    sets, products = plan_sets(frames, RULES)
+    failed = {p.name: "fail" for p in products if rnd.random() < 0.2 and p.recipe != "reduce"}
+    got = match_calibrations(sets, products, RULES, failed)
+    # brute force: the same choice with min() over every candidate
+    from processing import organiser as org
+
+    original = org._nearest
+    try:
+        org._nearest = lambda need, target, cands, cache, index: min(  # type: ignore[assignment]
+            cands, key=lambda p: org._rank(need, target, p)
+        )
+        want = match_calibrations(sets, products, RULES, failed)
+    finally:
+        org._nearest = original
+    assert got == want
