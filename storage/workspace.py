@@ -87,16 +87,27 @@ def uncompress_root(workspace: Path) -> tuple[list[str], list[tuple[str, str]]]:
     return done, failed
 
 
-def read_header(path: Path) -> dict[str, Any]:
+BLOCK = 2880
+CARD = 80
+
+
+def read_header(path: Path, keywords: frozenset[str] | set[str] | None = None) -> dict[str, Any]:
     """The primary header of a FITS file as a plain dict (keyword -> value).
+
+    With ``keywords``, only those cards are parsed (values by astropy's ``Card``): the header
+    blocks are scanned card by card up to ``END``, which is several times faster than parsing
+    the whole header and is what the organiser needs. ``HIERARCH`` keywords are matched
+    without the prefix (``ESO DPR CATG``).
 
     Raises
     ------
     ProcessingError
-        Naming the file, when it is not readable FITS.
+        Naming the file, when it is not FITS or its header is truncated.
     """
     from astropy.io import fits
 
+    if keywords is not None:
+        return _scan_header(path, keywords, fits.Card)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -104,6 +115,78 @@ def read_header(path: Path) -> dict[str, Any]:
         return {k: header[k] for k in header if k not in ("COMMENT", "HISTORY", "")}
     except Exception as exc:
         raise ProcessingError(f"{path.name}: not a readable FITS header: {exc}") from exc
+
+
+def _scan_header(path: Path, wanted: frozenset[str] | set[str], card_type: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        with open(path, "rb") as f:
+            block = f.read(BLOCK)
+            if not block.startswith(b"SIMPLE  ="):
+                raise ProcessingError(f"{path.name}: not a readable FITS header: no SIMPLE card")
+            while True:
+                if len(block) < BLOCK:
+                    raise ProcessingError(
+                        f"{path.name}: not a readable FITS header: truncated (no END card)"
+                    )
+                for i in range(0, BLOCK, CARD):
+                    head = block[i : i + 10]
+                    if head[:8] == b"END     ":
+                        return out
+                    if head[:8] == b"HIERARCH":
+                        text = block[i : i + CARD].decode("ascii", "replace")
+                        eq = text.find("=")
+                        key = text[9:eq].strip() if eq > 0 else ""
+                    elif head[8:10] == b"= ":
+                        key = head[:8].decode("ascii", "replace").rstrip()
+                    else:
+                        continue
+                    if key in wanted:
+                        text = block[i : i + CARD].decode("ascii", "replace")
+                        try:
+                            out[key] = card_type.fromstring(text).value
+                        except Exception as exc:
+                            raise ProcessingError(
+                                f"{path.name}: unreadable {key} card: {exc}"
+                            ) from exc
+                block = f.read(BLOCK)
+    except OSError as exc:
+        raise ProcessingError(f"{path.name}: cannot read: {exc}") from exc
+
+
+def _card_value(text: str, card_type: Any) -> Any:
+    """The value of a card: strings, logicals, integers and reals parsed directly (FITS
+    standard fixed and free formats); anything else through astropy's ``Card``."""
+    eq = text.find("=")
+    raw = text[eq + 1 :].lstrip()
+    if raw.startswith("'"):
+        out, i = [], 1
+        while i < len(raw):
+            ch = raw[i]
+            if ch == "'":
+                if raw[i + 1 : i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                return "".join(out).rstrip()
+            out.append(ch)
+            i += 1
+        return card_type.fromstring(text).value
+    token = raw.split("/", 1)[0].strip()
+    if token == "T":
+        return True
+    if token == "F":
+        return False
+    if token == "":
+        return None
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    try:
+        return float(token.replace("D", "E"))
+    except ValueError:
+        return card_type.fromstring(text).value
 
 
 def move_to(workspace: Path, path: Path, folder: str) -> str:
