@@ -6,7 +6,7 @@ Writes ``--frames`` float32 FITS frames of ``--size`` squared (seeded noise plus
 then combines them into a sigma-clipped mean (3 sigma, median centre, MAD std, 3 iterations),
 each peer in its own process so that peak RSS is per job:
 
-* astroflow: ``storage.frames.combine`` over row bands read from disk (numba kernel);
+* astroflow: ``tasks.cascade_work.combine`` over row bands read from disk (numba kernel);
 * ccdproc.combine(..., method="average", sigma_clip=True, sigma_clip_func=np.ma.median,
   sigma_clip_dev_func=mad_std);
 * astropy: sigma_clip(cube, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std",
@@ -32,7 +32,8 @@ JOBS = {
     "astroflow": """
 import sys, glob, numpy as np
 from pathlib import Path
-from storage.frames import combine, opened
+from storage.frames import opened
+from tasks.cascade_work import combine
 paths = sorted(Path(p) for p in glob.glob(sys.argv[1] + '/f*.fits'))
 with opened(paths) as (frames, bad):
     out = combine(frames, frames[0].shape)

@@ -139,6 +139,8 @@ def cascade_levels(
         failed=tuple(sorted(failed)),
         incomplete=tuple(incomplete),
         substitutions=tuple(substitutions),
+        recipe_seconds=sum(r.seconds for r in results),
+        tasks=len(results),
     )
     create_table_artifact(
         key="cascade-products",

@@ -8,10 +8,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from flows.night import NightSummary, process_night
+from processing.render import RenderedRows
 from processing.synthetic import night_frames
 from storage import catalog
 from storage.database import Database
-from storage.frames import write_preview, write_raw_frame
+from storage.frames import read_data, write_png, write_raw_frame
 
 
 class DemoReport(BaseModel):
@@ -54,7 +55,9 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     preview = None
     reduced = sorted((workspace / "sessions" / session / "reduced").rglob("*_RED.fits"))
     if reduced:
-        preview = str(write_preview(reduced[0], root / "preview.png"))
+        # rows flipped: FITS row 0 is the bottom of the picture
+        rgba = RenderedRows(read_data(reduced[0])[::-1])[:, :]
+        preview = str(write_png(rgba, root / "preview.png"))
     return DemoReport(
         night=night,
         products=products,

@@ -43,6 +43,7 @@ class RecipeResult(BaseModel):
     message: str = ""
     dropped: tuple[str, ...] = ()  # unreadable input frames left out
     substitutions: tuple[str, ...] = ()
+    seconds: float = 0.0  # time spent in the recipe itself (reading, maths, writing)
 
 
 class CascadeSummary(BaseModel):
@@ -54,6 +55,8 @@ class CascadeSummary(BaseModel):
     failed: tuple[str, ...] = ()
     incomplete: tuple[tuple[str, str], ...] = ()  # (set, reason)
     substitutions: tuple[str, ...] = ()
+    recipe_seconds: float = 0.0  # sum of the recipes' own time
+    tasks: int = 0
 
     def line(self) -> str:
         return (

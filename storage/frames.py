@@ -16,15 +16,13 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
 
-from models.errors import CalibrationError, ProcessingError
-from processing.combine import clipped_mean, row_chunks
+from models.errors import ProcessingError
 
 CACHE_ENV = "ASTROFLOW_CACHE"
 
@@ -117,39 +115,6 @@ class PixelCache:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def combine(
-    frames: Sequence[Any],
-    shape: tuple[int, int],
-    sigma: float = 3.0,
-    maxiters: int = 3,
-    budget_bytes: int = 256 * 2**20,
-) -> np.ndarray:
-    """Sigma-clipped mean of frames given as row-band readers (``frame[r0:r1]``), one chunk
-    of rows at a time so that memory stays within ``budget_bytes`` of stack."""
-    if not frames:
-        raise CalibrationError("no frames to combine")
-    out = np.empty(shape, np.float32)
-    chunks = row_chunks(shape[0], len(frames), shape[1], budget_bytes // 2)
-
-    def read(r0: int, r1: int) -> np.ndarray:
-        cube = np.empty((len(frames), r1 - r0, shape[1]), np.float32)
-        for i, frame in enumerate(frames):
-            cube[i] = frame[r0:r1]
-        return cube
-
-    # Read the next band while the (GIL-free) kernel works on this one.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
-        pending = pool.submit(read, *chunks[0])
-        for k, (r0, r1) in enumerate(chunks):
-            cube = pending.result()
-            if k + 1 < len(chunks):
-                pending = pool.submit(read, *chunks[k + 1])
-            mean, _ = clipped_mean(cube, sigma, maxiters)
-            out[r0:r1] = mean
-            del cube
-    return out
-
-
 def inputs_hash(paths: Sequence[Path]) -> str:
     """A fingerprint of input files (path, size, mtime): changes when any input changes."""
     digest = hashlib.sha256()
@@ -225,13 +190,9 @@ def write_raw_frame(path: Path, data: np.ndarray, header: Mapping[str, Any]) -> 
     fits.PrimaryHDU(data, hdr).writeto(path, overwrite=True)
 
 
-def write_preview(fits_path: Path, png_path: Path) -> Path:
-    """An 8-bit PNG preview of a FITS image (rows flipped so north-ish is up, as displayed)."""
+def write_png(rgba: np.ndarray, png_path: Path) -> Path:
+    """Write an ``(H, W, 4)`` uint8 image as PNG (a preview)."""
     from PIL import Image
 
-    from processing.render import RenderedRows
-
-    data = read_data(fits_path)
-    rgba = RenderedRows(data[::-1])[:, :]
-    Image.fromarray(rgba, "RGBA").save(png_path)
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(png_path)
     return png_path

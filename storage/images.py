@@ -15,8 +15,6 @@ import numpy as np
 from PIL import Image
 
 from models.errors import ProcessingError, WcsError
-from processing.tiling import Tile, thumbnail_box
-from processing.wcs import flip_rows, header_from_wcs
 from storage.png import encode_rgba
 
 log = logging.getLogger(__name__)
@@ -41,7 +39,7 @@ def image_kind(name: str) -> str | None:
 class PictureRows:
     """Row access to a decoded picture without copying it into a numpy array.
 
-    Pillow already holds the decoded pixels; :func:`processing.tiling.study_tiles` reads them
+    Pillow already holds the decoded pixels; the tiler reads them
     one band of rows at a time through ``[r0:r1]``, so peak memory stays near the decoded
     image itself (toasty keeps a second full copy).
     """
@@ -79,12 +77,13 @@ class LoadedImage:
     """Pixels and WCS of an input image.
 
     ``pixels`` is ``(H, W)`` float (FITS) or ``(H, W, 3|4)`` uint8 (pictures), row 0 of the
-    stored file first; ``header`` is a FITS-style WCS header whose pixel y counts those rows
-    (1-based), or None when the file has none.
+    stored file first; ``wcs`` is the file's astropy WCS (FITS header, or AVM tags for
+    pictures) or None. A FITS WCS counts y from row 0; an AVM WCS, like FITS, counts y from
+    the bottom of the picture, that is from its last row.
     """
 
     pixels: Any  # np.ndarray (FITS) or PictureRows (pictures)
-    header: dict[str, Any] | None
+    wcs: Any | None
     kind: str
 
 
@@ -113,12 +112,9 @@ def read_fits(path: Path) -> LoadedImage:
                             continue
                         try:
                             wcs = WCS(hdu.header, naxis=2)
-                            header = header_from_wcs(wcs) if wcs.has_celestial else None
-                        except WcsError:
-                            raise
                         except Exception as exc:
                             raise WcsError(f"{path.name}: unreadable WCS: {exc}") from exc
-                        return LoadedImage(data, header, "fits")
+                        return LoadedImage(data, wcs if wcs.has_celestial else None, "fits")
     except (WcsError, ProcessingError) as exc:
         raise type(exc)(f"{path.name}: {exc}") from exc
     except Exception as exc:
@@ -142,13 +138,11 @@ def read_picture(path: Path, *, want_avm: bool = True) -> LoadedImage:
             img = img.convert(mode)
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError...
         raise ProcessingError(f"{path.name}: not a readable image: {exc}") from exc
-    header = None
-    if want_avm:
-        header = _avm_header(path, img.width, img.height)
-    return LoadedImage(PictureRows(img), header, "picture")
+    wcs = _avm_wcs(path, img.width, img.height) if want_avm else None
+    return LoadedImage(PictureRows(img), wcs, "picture")
 
 
-def _avm_header(path: Path, width: int, height: int) -> dict[str, Any] | None:
+def _avm_wcs(path: Path, width: int, height: int) -> Any | None:
     from pyavm import AVM, NoAVMPresent
 
     try:
@@ -163,8 +157,7 @@ def _avm_header(path: Path, width: int, height: int) -> dict[str, Any] | None:
             wcs = avm.to_wcs(target_shape=(width, height))
     except Exception as exc:
         raise WcsError(f"{path.name}: AVM tags give no WCS: {exc}") from exc
-    # AVM describes the picture with FITS parity (y from the bottom): count rows from the top.
-    return flip_rows(header_from_wcs(wcs), height)
+    return wcs
 
 
 def read_image(path: Path, *, want_wcs: bool = True) -> LoadedImage:
@@ -177,7 +170,7 @@ def read_image(path: Path, *, want_wcs: bool = True) -> LoadedImage:
     raise ProcessingError(f"{path.name}: unsupported image type")
 
 
-def _encode_png(tile: Tile, out_dir: str, level: int) -> int:
+def _encode_png(tile: Any, out_dir: str, level: int) -> int:
     data = encode_rgba(tile.rgba, level)
     with open(os.path.join(out_dir, tile.name), "wb") as f:
         f.write(data)
@@ -185,13 +178,14 @@ def _encode_png(tile: Tile, out_dir: str, level: int) -> int:
 
 
 def write_tiles(
-    tiles: Iterable[Tile],
+    tiles: Iterable[Any],
     out_dir: Path,
     *,
     workers: int | None = None,
     png_level: int = DEFAULT_PNG_LEVEL,
 ) -> tuple[int, int]:
-    """Encode tiles to PNG files in ``out_dir`` with a thread pool (zlib releases the GIL),
+    """Encode tiles (objects with ``name`` and an ``rgba`` array) to PNG files in ``out_dir``
+    with a thread pool (zlib releases the GIL),
     keeping at most ``4 * workers`` tiles in flight.
 
     Returns
@@ -219,18 +213,18 @@ def write_tiles(
 
 
 def write_thumbnail(
-    rgba_or_rgb: np.ndarray | PictureRows, path: Path, size: tuple[int, int] = (96, 45)
+    rgba_or_rgb: Any,
+    path: Path,
+    box: tuple[int, int, int, int],
+    size: tuple[int, int] = (96, 45),
 ) -> None:
-    """A centre-cropped ``thumb.jpg`` of ``size`` (96x45) from an image (row 0 on top).
-
-    Transparent pixels become black.
+    """A ``thumb.jpg`` of ``size`` (96x45) from the ``box`` (left, top, right, bottom) of an
+    image (row 0 on top). Transparent pixels become black.
     """
-    h, w = rgba_or_rgb.shape[:2]
     if isinstance(rgba_or_rgb, PictureRows):
         img = rgba_or_rgb.image
         if rgba_or_rgb.flipped:
             img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-        box = thumbnail_box(w, h, size[0] / size[1])
         thumb = img.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
         if thumb.mode == "RGBA":
             black = Image.new("RGB", size)
@@ -238,7 +232,7 @@ def write_thumbnail(
             thumb = black
         thumb.save(path, "JPEG", quality=90)
         return
-    left, top, right, bottom = thumbnail_box(w, h, size[0] / size[1])
+    left, top, right, bottom = box
     step = max(1, min((bottom - top) // (size[1] * 4), (right - left) // (size[0] * 4)))
     crop = np.asarray(rgba_or_rgb[top:bottom:step, left:right:step])
     if crop.shape[2] == 4:

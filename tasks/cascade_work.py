@@ -13,9 +13,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,11 +33,11 @@ from processing.calibration import (
     qc_science,
     reduce_frame,
 )
+from processing.combine import clipped_mean, row_chunks
 from storage import catalog
 from storage.database import Database
 from storage.frames import (
     PixelCache,
-    combine,
     inputs_hash,
     opened,
     read_data,
@@ -57,6 +59,39 @@ def _version() -> str:
 def qc_keyword(name: str) -> str:
     """FITS keyword of a QC value: ``QC`` + the name without underscores, 8 characters."""
     return ("QC" + name.replace("_", "").upper())[:8]
+
+
+def combine(
+    frames: Sequence[Any],
+    shape: tuple[int, int],
+    sigma: float = 3.0,
+    maxiters: int = 3,
+    budget_bytes: int = 256 * 2**20,
+) -> np.ndarray:
+    """Sigma-clipped mean of frames given as row-band readers (``frame[r0:r1]``), one chunk
+    of rows at a time so that memory stays within ``budget_bytes`` of stack."""
+    if not frames:
+        raise CalibrationError("no frames to combine")
+    out = np.empty(shape, np.float32)
+    chunks = row_chunks(shape[0], len(frames), shape[1], budget_bytes // 2)
+
+    def read(r0: int, r1: int) -> np.ndarray:
+        cube = np.empty((len(frames), r1 - r0, shape[1]), np.float32)
+        for i, frame in enumerate(frames):
+            cube[i] = frame[r0:r1]
+        return cube
+
+    # Read the next band while the (GIL-free) kernel works on this one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(read, *chunks[0])
+        for k, (r0, r1) in enumerate(chunks):
+            cube = pending.result()
+            if k + 1 < len(chunks):
+                pending = pool.submit(read, *chunks[k + 1])
+            mean, _ = clipped_mean(cube, sigma, maxiters)
+            out[r0:r1] = mean
+            del cube
+    return out
 
 
 def _calib(inp: RecipeInput, tag: str) -> Path:
@@ -157,6 +192,12 @@ RECIPES = {"mbias": _bias, "mdark": _dark, "mflat": _flat}
 
 def run_recipe(inp: RecipeInput) -> RecipeResult:
     """Run one recipe on one SOF (skipping it when its product is up to date)."""
+    start = time.perf_counter()
+    result = _run_recipe(inp)
+    return result.model_copy(update={"seconds": time.perf_counter() - start})
+
+
+def _run_recipe(inp: RecipeInput) -> RecipeResult:
     db = Database(inp.workspace, inp.db_url)
     out = Path(inp.product_path)
     inputs = _all_inputs(inp)

@@ -18,8 +18,14 @@ from models.errors import ProcessingError, WcsError
 from models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
 from models.repository import PutTreeResult
 from processing.render import RenderedRows
-from processing.tiling import study_tiles
-from processing.wcs import avm_to_header, orient_top_down, placement
+from processing.tiling import study_tiles, thumbnail_box
+from processing.wcs import (
+    avm_to_header,
+    flip_rows,
+    header_from_wcs,
+    orient_top_down,
+    placement,
+)
 from storage.images import (
     DEFAULT_PNG_LEVEL,
     flip_vertical,
@@ -169,8 +175,13 @@ def process_image(
         height, width = loaded.pixels.shape[:2]
         if candidate.avm is not None:
             header = avm_to_header(candidate.avm, width, height)
-        elif loaded.header is not None:
-            header = loaded.header
+        elif loaded.wcs is not None:
+            try:
+                header = header_from_wcs(loaded.wcs)
+            except WcsError as exc:
+                raise WcsError(f"{image_path.name}: {exc}") from exc
+            if loaded.kind == "picture":  # AVM counts y from the bottom: rows from the top
+                header = flip_rows(header, height)
         else:
             raise WcsError(f"{image_path.name}: no celestial WCS (FITS header or AVM tags)")
         header, flip = orient_top_down(header, height)
@@ -181,7 +192,7 @@ def process_image(
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
         count, _ = write_tiles(study_tiles(rgba), part, workers=workers, png_level=png_level)
-        write_thumbnail(rgba, part / "thumb.jpg")
+        write_thumbnail(rgba, part / "thumb.jpg", thumbnail_box(width, height))
         folder = study_folder(
             place,
             name=candidate.title or image_id,
