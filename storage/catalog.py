@@ -361,11 +361,8 @@ def claim(
     unless ``overwrite``, when the product already passed with the same inputs. Safe across
     processes on SQLite and PostgreSQL (unique row per session and product).
     """
-    from datetime import UTC, datetime, timedelta
-
     table = ProductStatus.__table__
     message = f"{CLAIM_PREFIX} by {owner} [inputs {fingerprint}]"
-    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=stale_after_s)
     try:
         with db.connect() as conn:
             conn.execute(
@@ -376,10 +373,15 @@ def claim(
         return True
     except sa.exc.IntegrityError:
         pass
+    # the stale limit is computed by the database itself (no client/server clock or zone mix)
+    if db.engine.dialect.name == "postgresql":
+        limit = sa.func.now() - sa.text(f"interval '{int(stale_after_s)} seconds'")
+    else:
+        limit = sa.func.datetime("now", f"-{int(stale_after_s)} seconds")
     free = sa.or_(
         table.c.message.is_(None),
         ~table.c.message.like(f"{CLAIM_PREFIX}%"),
-        table.c.updated_at < cutoff,
+        table.c.updated_at < limit,
     )
     if not overwrite:
         free = sa.and_(

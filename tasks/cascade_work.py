@@ -223,7 +223,12 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                     status="pass",
                     substitutions=inp.substitutions,
                 )
-        if status == "fail" and (message or "").endswith(f"[inputs {fingerprint}]"):
+        in_progress = (message or "").startswith(catalog.CLAIM_PREFIX)
+        if (
+            status == "fail"
+            and not in_progress
+            and (message or "").endswith(f"[inputs {fingerprint}]")
+        ):
             return RecipeResult(
                 product=inp.product,
                 recipe=inp.recipe,
@@ -233,6 +238,9 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                 message=message or "",
                 substitutions=inp.substitutions,
             )
+    if previous is not None and _abandoned(previous[1]):
+        # a claim left by a process of this host that no longer runs (killed): take it over
+        catalog.set_status(db, inp.session, inp.product, "fail", f"abandoned claim: {previous[1]}")
     owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     if not catalog.claim(db, inp.session, inp.product, fingerprint, owner, overwrite=inp.overwrite):
         return _wait_for_other(db, inp, out, fingerprint)
@@ -299,6 +307,25 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         dropped=tuple(dropped),
         substitutions=inp.substitutions,
     )
+
+
+def _abandoned(message: str | None) -> bool:
+    """True for a claim made on this host by a process that is gone."""
+    text = message or ""
+    if not text.startswith(f"{catalog.CLAIM_PREFIX} by "):
+        return False
+    owner = text[len(catalog.CLAIM_PREFIX) + 4 :].split(" ", 1)[0]
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _wait_for_other(

@@ -148,3 +148,18 @@ def test_cli_calibrate(prepared: Path) -> None:
     bad = CliRunner().invoke(app, ["calibrate", str(prepared), "--session", "nope"])
     assert bad.exit_code == 2
     assert "no session 'nope'" in bad.output
+
+
+def test_claim_of_a_killed_process_is_taken_over(prepared: Path) -> None:
+    import socket
+
+    db = Database(prepared)
+    catalog.set_status(
+        db,
+        "base",
+        "20260109_MBIAS_1x1_4178e0",
+        "fail",
+        f"started by {socket.gethostname()}:999999:1 [inputs dead]",
+    )
+    summary = calibration_cascade(str(prepared), recipes=["mbias"])
+    assert "20260109_MBIAS_1x1_4178e0" in summary.made

@@ -57,6 +57,9 @@ def test_two_cascades_at_once_on_postgres(
         line = next(x for x in out.splitlines() if x.startswith("RESULT "))
         results.append(json.loads(line[len("RESULT ") :]))
     made = [name for r in results for name in r["made"]]
+    if len(made) != len(set(made)):  # say what happened before failing
+        rows = catalog.status_rows(Database(ws), "base")
+        print({n: rows.get(n) for n in sorted(set(made))})
     assert len(made) == len(set(made)), f"a product was made twice: {[r['made'] for r in results]}"
     assert len(made) == 12  # nothing lost: every product made exactly once, by one of them
     for r in results:  # each run saw every product, made by itself or by the other
