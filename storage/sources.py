@@ -303,7 +303,10 @@ def query_source(config: PipelineConfig) -> FeedResult:
 
 
 def download(url: str, dest: Path) -> tuple[str, int]:
-    """Download ``url`` (http(s) or any fsspec URL) to ``dest`` atomically.
+    """Copy a file from a local path or any fsspec URL to ``dest`` atomically.
+
+    HTTP(S) downloads go through :class:`storage.remote.RemoteData` (retries, mirrors, size
+    checks, cache) instead.
 
     Returns
     -------
@@ -312,28 +315,24 @@ def download(url: str, dest: Path) -> tuple[str, int]:
     Raises
     ------
     DownloadError
-        For HTTP errors (5xx retried), an empty body, or a body shorter than its
-        Content-Length (truncated); ``dest`` is then not created.
+        For an unreadable source or an empty (0-byte) file; ``dest`` is then not created.
     """
+    import fsspec
+
+    if urlsplit(url).scheme.lower() in ("http", "https"):
+        raise DownloadError(f"{url}: HTTP downloads go through RemoteData")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
     nbytes = 0
-    scheme = urlsplit(url).scheme.lower()
     try:
-        if scheme in ("http", "https"):
-            nbytes, hexdigest = _download_http(url, tmp)
-        else:
-            import fsspec
-
-            with fsspec.open(url, "rb") as src, open(tmp, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    nbytes += len(chunk)
-            hexdigest = digest.hexdigest()
+        with fsspec.open(url, "rb") as src, open(tmp, "wb") as out:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+                nbytes += len(chunk)
         if nbytes == 0:
-            raise DownloadError(f"{url}: empty (0-byte) download")
+            raise DownloadError(f"{url}: empty (0-byte) file")
         os.replace(tmp, dest)
     except DownloadError:
         tmp.unlink(missing_ok=True)
@@ -341,42 +340,7 @@ def download(url: str, dest: Path) -> tuple[str, int]:
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
-    return hexdigest, nbytes
-
-
-def _download_http(url: str, tmp: Path, attempts: int = 4) -> tuple[int, str]:
-    last: Exception | None = None
-    for attempt in range(attempts):
-        nbytes = 0
-        try:
-            with (
-                httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client,
-                client.stream("GET", url) as resp,
-            ):
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    raise DownloadError(f"{url}: HTTP {resp.status_code}")
-                if resp.status_code != 200:
-                    raise DownloadError(f"{url}: HTTP {resp.status_code}")
-                expected = resp.headers.get("content-length")
-                part = hashlib.sha256()
-                with open(tmp, "wb") as out:
-                    for chunk in resp.iter_raw(1 << 20):
-                        part.update(chunk)
-                        out.write(chunk)
-                        nbytes += len(chunk)
-                if expected is not None and int(expected) != nbytes:
-                    raise DownloadError(f"{url}: truncated download ({nbytes} of {expected} bytes)")
-            return nbytes, part.hexdigest()
-        except DownloadError as exc:
-            last = exc
-            if "HTTP 5" not in str(exc) and "HTTP 429" not in str(exc):
-                raise
-        except httpx.HTTPError as exc:
-            last = DownloadError(f"{url}: {type(exc).__name__}: {exc}")
-        if attempt + 1 < attempts:
-            time.sleep(0.5 * 2**attempt)
-    assert last is not None
-    raise last
+    return digest.hexdigest(), nbytes
 
 
 def sha256_file(path: Path) -> str:
