@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -66,7 +65,3 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
         root_index=str(repository / "index.wtml"),
         preview=preview,
     )
-
-
-def reset_demo(directory: str) -> None:
-    shutil.rmtree(Path(directory).expanduser().resolve(), ignore_errors=True)

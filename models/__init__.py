@@ -11,10 +11,22 @@ from models.errors import (
     ProcessingError,
 )
 
+
+def astroflow_version() -> str:
+    """The installed astroflow version (``dev`` when running from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("astroflow")
+    except PackageNotFoundError:  # pragma: no cover - not installed
+        return "dev"
+
+
 __all__ = [
     "AstroflowError",
     "ErrorReport",
     "ErrorStack",
     "NoncriticalProcessingError",
     "ProcessingError",
+    "astroflow_version",
 ]

@@ -69,8 +69,3 @@ class RenderedRows:
 
     def __getitem__(self, key: object) -> np.ndarray:
         return render(self.data[key], self.vmin, self.vmax)
-
-
-def fits_to_rgba(data: np.ndarray) -> np.ndarray:
-    """Render a whole 2-D array to an ``(H, W, 4)`` uint8 image (same row order)."""
-    return RenderedRows(data)[:, :]

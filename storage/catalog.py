@@ -399,13 +399,6 @@ def claim(
     return bool(updated)
 
 
-def clear_statuses(db: Database, session: str, products: Iterable[str]) -> None:
-    table = ProductStatus.__table__
-    names = list(products)
-    with db.connect() as conn:
-        conn.execute(sa.delete(table).where(table.c.session == session, table.c.product.in_(names)))
-
-
 def add_qc(db: Database, rows: list[dict]) -> None:
     if rows:
         with db.connect() as conn:

@@ -16,7 +16,6 @@ import gzip
 import logging
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,13 +90,13 @@ BLOCK = 2880
 CARD = 80
 
 
-def read_header(path: Path, keywords: frozenset[str] | set[str] | None = None) -> dict[str, Any]:
-    """The primary header of a FITS file as a plain dict (keyword -> value).
+def read_header(path: Path, keywords: frozenset[str] | set[str]) -> dict[str, Any]:
+    """The named cards of a FITS file's primary header as a dict (keyword -> value).
 
-    With ``keywords``, only those cards are parsed (values by astropy's ``Card``): the header
-    blocks are scanned card by card up to ``END``, which is several times faster than parsing
-    the whole header and is what the organiser needs. ``HIERARCH`` keywords are matched
-    without the prefix (``ESO DPR CATG``).
+    Only those cards are parsed: the header blocks are scanned card by card up to ``END``,
+    several times faster than astropy parsing the whole header (the organiser's hot path).
+    ``HIERARCH`` keywords are matched without the prefix (``ESO DPR CATG``); values other than
+    strings, logicals, integers and reals go through astropy's ``Card``.
 
     Raises
     ------
@@ -106,15 +105,7 @@ def read_header(path: Path, keywords: frozenset[str] | set[str] | None = None) -
     """
     from astropy.io import fits
 
-    if keywords is not None:
-        return _scan_header(path, keywords, fits.Card)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            header = fits.getheader(path)
-        return {k: header[k] for k in header if k not in ("COMMENT", "HISTORY", "")}
-    except Exception as exc:
-        raise ProcessingError(f"{path.name}: not a readable FITS header: {exc}") from exc
+    return _scan_header(path, keywords, fits.Card)
 
 
 def _scan_header(path: Path, wanted: frozenset[str] | set[str], card_type: Any) -> dict[str, Any]:

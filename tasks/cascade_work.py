@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models import astroflow_version
 from models.cascade import RecipeInput, RecipeResult
 from models.errors import CalibrationError, ProcessingError
 from processing.calibration import (
@@ -47,13 +47,6 @@ from storage.frames import (
 
 log = logging.getLogger(__name__)
 HASH_KEY = "AF_INHSH"
-
-
-def _version() -> str:
-    try:
-        return version("astroflow")
-    except PackageNotFoundError:  # pragma: no cover
-        return "dev"
 
 
 def qc_keyword(name: str) -> str:
@@ -360,7 +353,7 @@ def _provenance(
 ) -> tuple[dict, list[str]]:
     cards: dict = {
         "AF_RECIP": (inp.recipe, "astroflow recipe"),
-        "AF_VERS": (_version(), "astroflow version"),
+        "AF_VERS": (astroflow_version(), "astroflow version"),
         "AF_PROD": (inp.product[:68], "product name"),
         "AF_NIN": (len(used), "number of input frames combined"),
         HASH_KEY: (fingerprint, "fingerprint of the inputs"),

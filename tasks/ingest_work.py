@@ -10,10 +10,10 @@ import logging
 import os
 import shutil
 import threading
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from models import astroflow_version
 from models.errors import ProcessingError, WcsError
 from models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
 from models.repository import PutTreeResult
@@ -39,13 +39,6 @@ from storage.workdir import CANDIDATE_FILE, WorkDir
 from storage.wtml import index_documents, study_folder
 
 log = logging.getLogger(__name__)
-
-
-def _version() -> str:
-    try:
-        return version("astroflow")
-    except PackageNotFoundError:  # pragma: no cover - running from a checkout
-        return "dev"
 
 
 # -- fetch ----------------------------------------------------------------------------------
@@ -215,7 +208,7 @@ def process_image(
             height=height,
             tile_levels=place.tile_levels,
             tile_count=count,
-            astroflow_version=_version(),
+            astroflow_version=astroflow_version(),
         )
         (part / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         (part / MARKER).write_bytes(absolute)
