@@ -19,7 +19,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # RemoteData pulls in httpx and SQLModel: import it only when asked for.
+    # RemoteData pulls in urllib3 and SQLModel: import it only when asked for.
     if name == "RemoteData":
         from storage.remote import RemoteData
 

@@ -5,6 +5,12 @@ Order of operations for a download: stream into a temporary file in the cache fo
 hashing -> check size (``Content-Length``) and hash -> rename into place -> record the file ->
 record the URL. A failed, truncated or mismatching download leaves neither a file nor a record.
 A file lock per name makes concurrent processes and threads download a file once.
+
+HTTP goes through urllib3 (pooled connections, timeouts always set, redirects followed; its
+own retries are off because mirrors and backoff are ours), other URLs through fsspec.
+Records are written with SQLAlchemy Core statements built once, and threads of one process
+commit their records together (group commit): per-download database work was what bounded
+parallel fetching on a small machine.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,8 +34,8 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
+import urllib3
 from filelock import FileLock
 from sqlmodel import select
 
@@ -39,6 +46,23 @@ from storage.database import Database, forget_migration
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 CHUNK = 1 << 20
+_FILES = RemoteFile.__table__
+_URLS = RemoteUrl.__table__
+# Statements of every download, built once (building SQLAlchemy statements costs more than
+# running them on SQLite).
+_NAME_ROWS = sa.select(_FILES.c["_id"], _FILES.c["default"], _FILES.c.hash, _FILES.c.version).where(
+    _FILES.c.name == sa.bindparam("which")
+)
+_UNSET_DEFAULT = (
+    sa.update(_FILES).where(_FILES.c.name == sa.bindparam("which")).values({"default": False})
+)
+_INSERT_FILE = sa.insert(_FILES)
+_UPDATE_FILE = (
+    sa.update(_FILES)
+    .where(_FILES.c["_id"] == sa.bindparam("row_id"))
+    .values(modified_at=sa.func.now())
+)
+_INSERT_URL = sa.insert(_URLS)
 
 
 def parse_hash(text: str | None) -> tuple[str, str] | None:
@@ -91,6 +115,67 @@ class CachedFile:
     modified_at: datetime | None
 
 
+def _pick(rows: list[CachedFile], expected: str | None) -> CachedFile | None:
+    """The version a request means among the records of one name: the one with the expected
+    hash, else the default (else the newest)."""
+    if expected is not None:
+        algo, hexdigest = parse_hash(expected)  # type: ignore[misc]
+        rows = [r for r in rows if r.hash == f"{algo}:{hexdigest}"]
+        # an md5 request matches a file recorded by sha256 only after hashing: see fetch
+    else:
+        rows = [r for r in rows if r.is_default] or rows[-1:]
+    return rows[-1] if rows else None
+
+
+@dataclass
+class _PendingRecord:
+    name: str
+    urls: tuple[str, ...]
+    digest: str
+    size: int
+    rel: str
+    url: str
+    make_default: bool
+    skip_hash: bool
+    done: bool = False
+    error: BaseException | None = None
+
+
+def _write_records(db: Database, batch: Sequence[_PendingRecord]) -> None:
+    """One transaction; per file its row first, then its URL: a crash leaves neither."""
+    with db.connect() as conn:
+        for e in batch:
+            rows = conn.execute(_NAME_ROWS, {"which": e.name}).all()
+            mine = next((r for r in rows if r.hash == e.digest), None)
+            if e.make_default and any(r.default for r in rows if r is not mine):
+                conn.execute(_UNSET_DEFAULT, {"which": e.name})
+            if mine is None:
+                conn.execute(
+                    _INSERT_FILE,
+                    {
+                        "name": e.name,
+                        "version": max((r.version for r in rows), default=0) + 1,
+                        "urls": json.dumps(list(e.urls)),
+                        "hash": e.digest,
+                        "size": e.size,
+                        "path": e.rel,
+                        "default": e.make_default,
+                        "skip_hash": e.skip_hash,
+                    },
+                )
+            else:
+                conn.execute(
+                    _UPDATE_FILE,
+                    {
+                        "row_id": mine[0],
+                        "default": e.make_default or bool(mine.default),
+                        "size": e.size,
+                        "path": e.rel,
+                    },
+                )
+            conn.execute(_INSERT_URL, {"url": e.url, "name": e.name, "hash": e.digest})
+
+
 class RemoteData:
     """Cached, verified downloads.
 
@@ -137,9 +222,17 @@ class RemoteData:
         self._skip_hash: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"skip-{id(self)}", default=False
         )
+        # records of the names a fetch_many asks for, read in one query before its threads start
+        self._preloaded: contextvars.ContextVar[dict[str, list[CachedFile]] | None] = (
+            contextvars.ContextVar(f"preloaded-{id(self)}", default=None)
+        )
         self._db: Database | None = None
         self._db_lock = threading.RLock()
-        self._client: httpx.Client | None = None
+        self._write_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_PendingRecord] = []
+        self._pools: dict[str | None, urllib3.PoolManager] = {}
+        self._proxy_for: dict[tuple[str, str], str | None] = {}
         self.requests_made = 0  # HTTP/fsspec requests issued (for tests and benchmarks)
 
     # -- database (recovers when the file is deleted) ---------------------------------------
@@ -173,7 +266,7 @@ class RemoteData:
 
     # -- records ------------------------------------------------------------------------------
 
-    def _to_cached(self, row: RemoteFile) -> CachedFile:
+    def _to_cached(self, row: Any) -> CachedFile:
         return CachedFile(
             name=row.name,
             version=row.version,
@@ -181,19 +274,19 @@ class RemoteData:
             hash=row.hash,
             size=row.size,
             path=self.cache_dir / row.path,
-            is_default=bool(row.is_default),
+            is_default=bool(row.default),
             skip_hash=bool(row.skip_hash),
             created_at=row.created_at,
             modified_at=row.modified_at,
         )
 
     def _rows(self, *where: Any) -> list[CachedFile]:
+        """Records matching ``where`` (Core, not ORM: this is on every fetch's path)."""
+        stmt = sa.select(_FILES).where(*where).order_by(_FILES.c.name, _FILES.c.version)
+
         def q(db: Database) -> list[CachedFile]:
-            with db.session() as s:
-                stmt = (
-                    select(RemoteFile).where(*where).order_by(RemoteFile.name, RemoteFile.version)
-                )
-                return [self._to_cached(r) for r in s.exec(stmt).all()]
+            with db.engine.connect() as conn:
+                return [self._to_cached(r) for r in conn.execute(stmt)]
 
         return self._with_db(q)
 
@@ -208,70 +301,36 @@ class RemoteData:
         make_default: bool,
         skip_hash: bool,
     ) -> None:
-        files = RemoteFile.__table__
-        url_table = RemoteUrl.__table__
+        """Record a file in place (file row, then its URL) before returning.
 
-        def write(db: Database) -> None:
-            # One transaction, file row first then its URL: a crash leaves neither.
-            with db.connect() as conn:
-                row = conn.execute(
-                    sa.select(files.c["_id"], files.c["default"]).where(
-                        files.c.name == name, files.c.hash == digest
-                    )
-                ).first()
-                if make_default:
-                    conn.execute(
-                        sa.update(files).where(files.c.name == name).values({"default": False})
-                    )
-                if row is None:
-                    version = (
-                        conn.execute(
-                            sa.select(sa.func.max(files.c.version)).where(files.c.name == name)
-                        ).scalar()
-                        or 0
-                    )
-                    conn.execute(
-                        sa.insert(files).values(
-                            {
-                                "name": name,
-                                "version": version + 1,
-                                "urls": json.dumps(list(urls)),
-                                "hash": digest,
-                                "size": size,
-                                "path": rel,
-                                "default": make_default,
-                                "skip_hash": skip_hash,
-                            }
-                        )
-                    )
-                else:
-                    conn.execute(
-                        sa.update(files)
-                        .where(files.c["_id"] == row[0])
-                        .values(
-                            {
-                                "default": make_default or bool(row[1]),
-                                "size": size,
-                                "path": rel,
-                                "modified_at": sa.func.now(),
-                            }
-                        )
-                    )
-                conn.execute(sa.insert(url_table).values(url=url, name=name, hash=digest))
-
-        self._with_db(write)
+        Threads of this process commit together: a thread that finds records waiting writes
+        them all in one transaction (group commit), so that parallel downloads neither queue
+        for one transaction each nor sleep in SQLite's busy handler (steps of up to 100 ms);
+        other processes still meet the busy timeout.
+        """
+        entry = _PendingRecord(name, tuple(urls), digest, size, rel, url, make_default, skip_hash)
+        with self._pending_lock:
+            self._pending.append(entry)
+        with self._write_lock:
+            if not entry.done:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                try:
+                    self._with_db(functools.partial(_write_records, batch=batch))
+                except BaseException as exc:
+                    for e in batch:
+                        e.error = exc
+                    raise
+                finally:
+                    for e in batch:
+                        e.done = True
+        if entry.error is not None:
+            raise entry.error
 
     # -- lookups ------------------------------------------------------------------------------
 
     def _find(self, name: str, expected: str | None) -> CachedFile | None:
-        rows = self._rows(RemoteFile.name == name)
-        if expected is not None:
-            algo, hexdigest = parse_hash(expected)  # type: ignore[misc]
-            rows = [r for r in rows if r.hash == f"{algo}:{hexdigest}"]
-            # an md5 request matches a file recorded by sha256 only after hashing: see fetch
-        else:
-            rows = [r for r in rows if r.is_default] or rows[-1:]
-        return rows[-1] if rows else None
+        return _pick(self._rows(_FILES.c.name == name), expected)
 
     def _usable(self, rec: CachedFile, verify: bool) -> bool:
         try:
@@ -286,24 +345,42 @@ class RemoteData:
 
     # -- downloads ----------------------------------------------------------------------------
 
-    def _http(self) -> httpx.Client:
-        """One pooled, thread-safe client (making a client per request costs ~10 ms)."""
+    def _http(self, url: str) -> urllib3.PoolManager:
+        """A pooled, thread-safe connection manager for ``url`` (through the proxy that the
+        ``*_PROXY`` / ``NO_PROXY`` environment variables name, if any)."""
+        parts = urlsplit(url)
         with self._db_lock:
-            if self._client is None:
-                limits = httpx.Limits(
-                    max_connections=2 * self.max_workers,
-                    max_keepalive_connections=2 * self.max_workers,
+            key = (parts.scheme, parts.hostname or "")
+            if key not in self._proxy_for:  # reading the environment costs ~1 ms a call
+                proxy = urllib.request.getproxies().get(parts.scheme)
+                bypass = proxy and urllib.request.proxy_bypass(parts.hostname or "")
+                self._proxy_for[key] = None if bypass else proxy
+            proxy = self._proxy_for[key]
+            pool = self._pools.get(proxy)
+            if pool is None:
+                options: dict[str, Any] = {
+                    "num_pools": 32,
+                    "maxsize": 2 * self.max_workers,
+                    "timeout": urllib3.Timeout(connect=self.timeout, read=self.timeout),
+                    # no retries here (mirrors and backoff are ours), redirects followed
+                    "retries": urllib3.Retry(
+                        total=None, connect=0, read=0, status=0, other=0, redirect=10
+                    ),
+                }
+                pool = (
+                    urllib3.ProxyManager(proxy, **options)
+                    if proxy
+                    else urllib3.PoolManager(**options)
                 )
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout), follow_redirects=True, limits=limits
-                )
-            return self._client
+                self._pools[proxy] = pool
+            return pool
 
     def close(self) -> None:
-        """Close the HTTP connection pool (also done at garbage collection)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the HTTP connection pools (also done at garbage collection)."""
+        with self._db_lock:
+            for pool in self._pools.values():
+                pool.clear()
+            self._pools.clear()
 
     def _stream(self, url: str, tmp: Path, algo: str) -> tuple[str, int]:
         """One attempt from one URL into ``tmp``; returns (hash, size)."""
@@ -313,11 +390,13 @@ class RemoteData:
         scheme = urlsplit(url).scheme.lower()
         with open(tmp, "wb") as out:
             if scheme in ("http", "https"):
-                with self._http().stream("GET", url) as resp:
-                    if resp.status_code >= 400:
-                        raise DownloadError(f"{url}: HTTP {resp.status_code}")
+                resp = self._http(url).request("GET", url, preload_content=False)
+                try:
+                    if resp.status >= 400:
+                        raise DownloadError(f"{url}: HTTP {resp.status}")
                     expected = resp.headers.get("content-length")
-                    for chunk in resp.iter_raw(CHUNK):
+                    # raw bytes as served (no content decoding): those are what the hash names
+                    for chunk in resp.stream(CHUNK, decode_content=False):
                         digest.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
@@ -325,6 +404,8 @@ class RemoteData:
                         raise DownloadError(
                             f"{url}: body is {size} bytes but Content-Length says {expected}"
                         )
+                finally:
+                    resp.release_conn()
             else:
                 import fsspec
 
@@ -348,8 +429,9 @@ class RemoteData:
                 for attempt in range(self.retries):
                     try:
                         digest, size = self._stream(url, tmp, algo)
-                    except (httpx.TimeoutException, httpx.TransportError) as exc:
-                        problems.append(f"{url}: {type(exc).__name__}: {exc}")
+                    except urllib3.exceptions.HTTPError as exc:  # connection, timeout, broken
+                        reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps
+                        problems.append(f"{url}: {type(reason).__name__}: {reason}")
                     except DownloadError as exc:
                         problems.append(str(exc))
                         if "HTTP 5" not in str(exc) and "HTTP 429" not in str(exc):
@@ -364,9 +446,8 @@ class RemoteData:
                         if want and digest != want and not skip:
                             problems.append(f"{url}: hash {digest} does not match {want}")
                             break
-                        folder = self.cache_dir / "files" / name / digest.split(":")[1][:16]
-                        folder.mkdir(parents=True, exist_ok=True)
-                        final = folder / name
+                        final = self._place(name, digest)
+                        final.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(tmp, final)
                         return final, digest, size, url
                     if attempt + 1 < self.retries:
@@ -423,7 +504,8 @@ class RemoteData:
         if expected:
             parse_hash(expected)
         skip = self._skip_hash.get()
-        rec = self._find(name, expected)
+        known = (self._preloaded.get() or {}).get(name)
+        rec = _pick(known, expected) if known is not None else self._find(name, expected)
         if rec is not None and self._usable(rec, verify):
             return rec.path
         if not req.urls:
@@ -431,12 +513,15 @@ class RemoteData:
         locks = self.cache_dir / "locks"
         locks.mkdir(exist_ok=True)
         with FileLock(str(locks / f"{name}.lock"), timeout=600):
-            rec = self._find(name, expected)  # another process may have finished it
-            if rec is not None and self._usable(rec, verify):
-                return rec.path
-            adopted = self._adopt(name, req) if expected else None
-            if adopted is not None:
-                return adopted
+            # Another process may have finished it while we waited for the lock. With a known
+            # hash its place is known: when nothing is there, neither check can succeed.
+            if not expected or self._place(name, expected).exists():
+                rec = self._find(name, expected)
+                if rec is not None and self._usable(rec, verify):
+                    return rec.path
+                adopted = self._adopt(name, req) if expected else None
+                if adopted is not None:
+                    return adopted
             path, digest, size, url = self._download(name, req, skip)
             self._record(
                 name,
@@ -451,10 +536,14 @@ class RemoteData:
             log.info("downloaded %s (%d bytes) from %s", name, size, url)
             return path
 
+    def _place(self, name: str, digest: str) -> Path:
+        """Where the version of ``name`` with ``digest`` (any accepted spelling) lives."""
+        return self.cache_dir / "files" / name / parse_hash(digest)[1][:16] / name  # type: ignore[index]
+
     def _adopt(self, name: str, req: _Request) -> Path | None:
         """A file already in place but unrecorded (the database was deleted): re-record it."""
         algo, hexdigest = parse_hash(req.hash)  # type: ignore[misc]
-        path = self.cache_dir / "files" / name / hexdigest[:16] / name
+        path = self._place(name, f"{algo}:{hexdigest}")
         if path.is_file() and hash_file(path, algo) == f"{algo}:{hexdigest}":
             self._record(
                 name,
@@ -483,7 +572,14 @@ class RemoteData:
             ThreadPoolExecutor(max_workers=self.max_workers) as pool,
         ):
             task = bar.add_task("downloading", total=len(items))
+            names = sorted({item["name"] for item in items})
+            known: dict[str, list[CachedFile]] = {n: [] for n in names}
+            for start in range(0, len(names), 500):
+                for rec in self._rows(_FILES.c.name.in_(names[start : start + 500])):
+                    known[rec.name].append(rec)
+            token = self._preloaded.set(known)
             ctx = contextvars.copy_context()
+            self._preloaded.reset(token)
 
             def one(i: int) -> None:
                 try:
@@ -577,22 +673,22 @@ class RemoteData:
 
     def by_hash(self, digest: str) -> CachedFile | None:
         algo, hexdigest = parse_hash(digest)  # type: ignore[misc]
-        rows = self._rows(RemoteFile.hash == f"{algo}:{hexdigest}")
+        rows = self._rows(_FILES.c.hash == f"{algo}:{hexdigest}")
         return rows[-1] if rows else None
 
     def latest(self, name: str) -> CachedFile | None:
         """The most recently downloaded version of ``name``."""
-        rows = self._rows(RemoteFile.name == name)
+        rows = self._rows(_FILES.c.name == name)
         return max(rows, key=lambda r: (r.created_at or datetime.min, r.version)) if rows else None
 
     def versions(self, name: str | None = None) -> list[CachedFile]:
-        return self._rows(RemoteFile.name == name) if name else self._rows()
+        return self._rows(_FILES.c.name == name) if name else self._rows()
 
     def by_modified_time(
         self, name: str, after: datetime | None = None, before: datetime | None = None
     ) -> list[CachedFile]:
         out = []
-        for r in self._rows(RemoteFile.name == name):
+        for r in self._rows(_FILES.c.name == name):
             stamp = r.modified_at
             if stamp is not None and stamp.tzinfo is None and after is not None and after.tzinfo:
                 stamp = stamp.replace(tzinfo=after.tzinfo)
@@ -628,12 +724,12 @@ class RemoteData:
         """Delete cached files and their records (all, or one name). Returns files removed."""
         import shutil
 
-        rows = self._rows(RemoteFile.name == name) if name else self._rows()
+        rows = self._rows(_FILES.c.name == name) if name else self._rows()
 
         def delete(db: Database) -> None:
             with db.session() as s:
                 if name:
-                    s.exec(sa.delete(RemoteFile).where(RemoteFile.name == name))
+                    s.exec(sa.delete(RemoteFile).where(_FILES.c.name == name))
                     s.exec(sa.delete(RemoteUrl).where(RemoteUrl.name == name))
                 else:
                     s.exec(sa.delete(RemoteFile))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.stats import sigma_clip
 
-from processing.combine import clipped_mean, row_chunks
+from processing.combine import BLOCK, clipped_mean, row_chunks, sorting_network
 
 
 def _reference(cube: np.ndarray) -> np.ndarray:
@@ -60,3 +60,46 @@ def test_row_chunks_cover_and_respect_budget() -> None:
     assert chunks[-1][1] == 4096
     assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
     assert all((r1 - r0) * 30 * 4096 * 4 <= 256 * 2**20 for r0, r1 in chunks)
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 12, 16], ids=lambda n: f"n{n}")
+def test_sorting_network_sorts_every_zero_one_input(n: int) -> None:
+    # zero-one principle: a comparator network that sorts all 2^n 0/1 sequences sorts anything
+    pairs = sorting_network(n)
+    assert (pairs[:, 0] < pairs[:, 1]).all()
+    v = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).T.copy()
+    for i, j in pairs:
+        v[i], v[j] = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+    assert (np.diff(v, axis=0) >= 0).all()
+
+
+@pytest.mark.parametrize("n", [30, 45, 64], ids=lambda n: f"n{n}")
+def test_sorting_network_sorts_random_columns(n: int, rng: np.random.Generator) -> None:
+    v = rng.normal(size=(n, 500))
+    expected = np.sort(v, axis=0)
+    for i, j in sorting_network(n):
+        v[i], v[j] = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+    np.testing.assert_array_equal(v, expected)
+
+
+@pytest.mark.parametrize(
+    ("n", "dtype"),
+    [(9, np.float32), (30, np.float32), (8, np.float64), (16, np.int16)],
+    ids=["odd-f32", "n30-f32", "even-f64", "int16"],
+)
+def test_several_blocks_per_row_match_astropy(
+    n: int, dtype: type, rng: np.random.Generator
+) -> None:
+    # rows wider than one vector block, with a partial last block; outliers in some pixels
+    cols = 2 * BLOCK + 37
+    cube = rng.normal(1000.0, 10.0, (n, 3, cols)).astype(dtype)
+    cube[rng.integers(0, n, 40), rng.integers(0, 3, 40), rng.integers(0, cols, 40)] += 500
+    got, count = clipped_mean(cube)
+    np.testing.assert_allclose(got, _reference(cube), rtol=1e-6)
+    assert ((count > 0) & (count <= n)).all()
+
+
+def test_empty_stack_is_nan() -> None:
+    got, count = clipped_mean(np.empty((0, 2, 3), np.float32))
+    assert np.isnan(got).all()
+    assert (count == 0).all()

@@ -137,6 +137,11 @@ def test_parallel_then_second_round_makes_no_requests(
         return sum(1 for req, _ in httpserver.log if req.path.startswith("/p"))
 
     assert count() == 20
+    # every download recorded once (threads commit their records together)
+    records = remote.versions()
+    assert sorted(r.name for r in records) == sorted(f"p{i}.fits" for i in range(20))
+    assert all(r.version == 1 and r.is_default for r in records)
+    assert len(remote.cached_urls()) == 20
     again = remote.fetch_many(items, progress=False)
     assert again == paths
     assert count() == 20  # zero new requests
@@ -268,3 +273,23 @@ def test_data_cli(tmp_path: Path, httpserver: HTTPServer) -> None:
     assert "hash differs" in bad.output
     out = runner.invoke(app, ["data", "clear", *cache])
     assert "removed 1" in out.output
+
+
+def test_proxy_from_environment(
+    tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test server plays the proxy: a request for an unreachable host must go through it.
+    body = b"via proxy"
+    httpserver.expect_request("/px").respond_with_data(body)
+    for var in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("http_proxy", httpserver.url_for("/").rstrip("/"))
+    remote = RemoteData(tmp_path / "c", timeout=2.0, retries=1)
+    path = remote.fetch("px.dat", ["http://data.example.invalid/px"], sha(body))
+    assert path.read_bytes() == body
+    assert _hits(httpserver, "/px") == 1
+    # NO_PROXY names the host: straight there, which fails for this host
+    monkeypatch.setenv("no_proxy", "data.example.invalid")
+    direct = RemoteData(tmp_path / "d", timeout=2.0, retries=1)
+    with pytest.raises(DownloadError, match=r"data\.example\.invalid"):
+        direct.fetch("px2.dat", ["http://data.example.invalid/px"], sha(body))
