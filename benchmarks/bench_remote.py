@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,6 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=1.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
-    import httpx
-
     sys.path.insert(0, str(ROOT))
     from storage.remote import RemoteData
 
@@ -76,7 +75,8 @@ def main() -> None:
     requests = {"n": 0}
 
     def count() -> int:
-        return int(httpx.get(f"{base}/count").text)
+        with urllib.request.urlopen(f"{base}/count", timeout=10) as resp:
+            return int(resp.read())
 
     digest = hashlib.sha256(blob).hexdigest()
     items = [

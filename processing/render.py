@@ -40,15 +40,22 @@ def display_limits(data: np.ndarray) -> tuple[float, float]:
 
 def render(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
     """Render any array of values to RGBA uint8 (shape ``values.shape + (4,)``)."""
-    chunk = np.asarray(values, dtype=np.float32)
+    # float32 throughout and in place: a band of a large image is megabytes per temporary
+    chunk = np.array(values, dtype=np.float32)
     good = np.isfinite(chunk)
-    norm = np.clip((np.where(good, chunk, vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
-    grey = np.round(LinearStretch()(norm, clip=True) * 255.0).astype(np.uint8)
+    chunk[~good] = vmin
+    chunk -= vmin
+    chunk /= vmax - vmin
+    np.clip(chunk, 0.0, 1.0, out=chunk)
+    LinearStretch()(chunk, clip=True, out=chunk)
+    chunk *= 255.0
+    np.round(chunk, out=chunk)
     out = np.empty((*chunk.shape, 4), np.uint8)
-    out[..., 0] = grey
-    out[..., 1] = grey
-    out[..., 2] = grey
-    out[..., 3] = np.where(good, 255, 0)
+    out[..., 0] = chunk  # exact: whole numbers in [0, 255]
+    out[..., 1] = out[..., 0]
+    out[..., 2] = out[..., 0]
+    out[..., 3] = good
+    out[..., 3] *= 255
     return out
 
 

@@ -56,10 +56,14 @@ def _downsample(block: np.ndarray) -> np.ndarray:
     total = children[0].astype(np.uint16)
     for child in children[1:]:
         total += child
-    out = ((total + 2) >> 2).astype(np.uint8)
     a4 = total[..., 3]
-    out[a4 == 0] = 0
-    ys, xs = np.nonzero((a4 != 0) & (a4 != 4 * 255))
+    transparent = a4 == 0
+    ys, xs = np.nonzero(~transparent & (a4 != 4 * 255))
+    total += 2  # rounded mean, in place (the parents of a large image are tens of MB)
+    total >>= 2
+    out = total.astype(np.uint8)
+    del total, a4
+    out[transparent] = 0
     if ys.size:
         alpha = np.stack([c[ys, xs, 3] for c in children]).astype(np.uint32)  # (4, n)
         rgb = np.stack([c[ys, xs, :3] for c in children]).astype(np.uint32)  # (4, n, 3)

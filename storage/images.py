@@ -67,9 +67,59 @@ class PictureRows:
         return PictureRows(self.image, not self.flipped)
 
 
-def flip_vertical(pixels: np.ndarray | PictureRows) -> np.ndarray | PictureRows:
+class FitsRows:
+    """A 2-D FITS image read from disk on access (astropy ``section``, which applies
+    BSCALE/BZERO), as float32.
+
+    The tiler reads one band of rows at a time, the display interval and the thumbnail strided
+    samples, so the full array is never held in memory (toasty holds it). Supports
+    ``[rows]`` and ``[rows, cols]`` with slices of any step.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+    band_rows = 256  # rows read at a time (4 MB for a 4096-wide float32 image)
+
+    def __init__(self, hdul: Any, hdu: Any, shape: tuple[int, int], flipped: bool = False) -> None:
+        self._hdul = hdul
+        self._hdu = hdu
+        self._lead = (0,) * (len(hdu.shape) - 2)  # a (1, H, W) cube reads plane 0
+        self.shape = shape
+        self.flipped = flipped
+
+    def _stored_rows(self, r0: int, r1: int) -> np.ndarray:
+        return np.asarray(self._hdu.section[(*self._lead, slice(r0, r1), slice(None))], np.float32)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if not isinstance(rows, slice) or not isinstance(cols, slice):
+            raise TypeError("FitsRows supports [rows] and [rows, cols] slices only")
+        height, width = self.shape
+        index = np.arange(height)[rows]  # rows of this view, in order
+        if self.flipped:
+            index = height - 1 - index
+        out = np.empty((index.size, len(range(*cols.indices(width)))), np.float32)
+        if index.size == 0:
+            return out
+        lo, hi = int(index.min()), int(index.max()) + 1
+        for b0 in range(lo, hi, self.band_rows):
+            b1 = min(hi, b0 + self.band_rows)
+            wanted = np.nonzero((index >= b0) & (index < b1))[0]
+            if wanted.size:
+                out[wanted] = self._stored_rows(b0, b1)[index[wanted] - b0][:, cols]
+        return out
+
+    def flip(self) -> FitsRows:
+        return FitsRows(self._hdul, self._hdu, self.shape, not self.flipped)
+
+    def close(self) -> None:
+        """Close the file (also for the flipped views that share it)."""
+        self._hdul.close()
+
+
+def flip_vertical(pixels: Any) -> Any:
     """The same pixels with rows in the opposite order (a view, no copy)."""
-    return pixels.flip() if isinstance(pixels, PictureRows) else pixels[::-1]
+    return pixels.flip() if isinstance(pixels, PictureRows | FitsRows) else pixels[::-1]
 
 
 @dataclass(frozen=True)
@@ -82,9 +132,14 @@ class LoadedImage:
     the bottom of the picture, that is from its last row.
     """
 
-    pixels: Any  # np.ndarray (FITS) or PictureRows (pictures)
+    pixels: Any  # FitsRows or np.ndarray (FITS), PictureRows (pictures)
     wcs: Any | None
     kind: str
+
+    def close(self) -> None:
+        """Release the file behind lazily read pixels (nothing to do for the others)."""
+        if isinstance(self.pixels, FitsRows):
+            self.pixels.close()
 
 
 def read_fits(path: Path) -> LoadedImage:
@@ -102,19 +157,34 @@ def read_fits(path: Path) -> LoadedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            with fits.open(path, memmap=False) as hdul:
+            # Plain (uncompressed) files are read lazily, band by band; the HDU list stays
+            # open for as long as the pixels are referenced. Compressed ones are read whole.
+            lazy = not path.name.lower().endswith(".gz")
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+            try:
                 for hdu in hdul:
-                    if hdu.is_image and hdu.data is not None:
-                        data = np.asarray(hdu.data)
-                        if data.ndim == 3 and data.shape[0] == 1:
-                            data = data[0]
-                        if data.ndim != 2:
-                            continue
-                        try:
-                            wcs = WCS(hdu.header, naxis=2)
-                        except Exception as exc:
-                            raise WcsError(f"{path.name}: unreadable WCS: {exc}") from exc
-                        return LoadedImage(data, wcs if wcs.has_celestial else None, "fits")
+                    shape = tuple(hdu.shape) if hdu.is_image else ()
+                    if len(shape) == 3 and shape[0] == 1:
+                        shape = shape[1:]
+                    if len(shape) != 2 or 0 in shape:
+                        continue
+                    try:
+                        wcs = WCS(hdu.header, naxis=2)
+                    except Exception as exc:
+                        raise WcsError(f"{path.name}: unreadable WCS: {exc}") from exc
+                    wcs = wcs if wcs.has_celestial else None
+                    if lazy and type(hdu) in (fits.PrimaryHDU, fits.ImageHDU):
+                        size = abs(hdu.header["BITPIX"]) // 8 * int(np.prod(hdu.shape))
+                        if hdu._data_offset + size > path.stat().st_size:
+                            raise ProcessingError("truncated (data shorter than the header says)")
+                        return LoadedImage(FitsRows(hdul, hdu, shape), wcs, "fits")
+                    data = np.asarray(hdu.data).reshape(shape)
+                    hdul.close()
+                    return LoadedImage(data, wcs, "fits")
+            except BaseException:
+                hdul.close()
+                raise
+            hdul.close()
     except (WcsError, ProcessingError) as exc:
         raise type(exc)(f"{path.name}: {exc}") from exc
     except Exception as exc:

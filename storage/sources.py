@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 import yaml
 from pydantic import ValidationError
 
@@ -27,7 +26,7 @@ from storage.repository import Repository
 log = logging.getLogger(__name__)
 
 EXTENSION_REMAPPING = {"jpeg": "jpg", "tif": "tiff"}
-HTTP_TIMEOUT = httpx.Timeout(30.0, read=120.0)
+CONNECT_TIMEOUT, READ_TIMEOUT = 30.0, 120.0  # seconds, for feed queries
 
 
 def read_pipeline_config(repo: Repository) -> PipelineConfig:
@@ -64,20 +63,30 @@ def read_pipeline_config(repo: Repository) -> PipelineConfig:
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-def _get_with_retries(
-    client: httpx.Client, url: str, attempts: int = 4, backoff: float = 0.5
-) -> httpx.Response:
+def _get_with_retries(url: str, attempts: int = 4, backoff: float = 0.5) -> tuple[int, bytes]:
+    """GET ``url`` (redirects followed, timeouts set); connection errors, timeouts, 5xx and 429
+    are retried with backoff. Returns the status and body of the last answer."""
+    import urllib3  # the HTTP client of storage.remote too; loaded only when a feed is queried
+
+    pool = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+        retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=10),
+    )
     last: Exception | None = None
-    for attempt in range(attempts):
-        try:
-            resp = client.get(url)
-            if resp.status_code < 500 and resp.status_code != 429:
-                return resp
-            last = DownloadError(f"{url}: HTTP {resp.status_code}")
-        except httpx.HTTPError as exc:
-            last = DownloadError(f"{url}: {type(exc).__name__}: {exc}")
-        if attempt + 1 < attempts:
-            time.sleep(backoff * 2**attempt)
+    try:
+        for attempt in range(attempts):
+            try:
+                resp = pool.request("GET", url)
+                if resp.status < 500 and resp.status != 429:
+                    return resp.status, resp.data
+                last = DownloadError(f"{url}: HTTP {resp.status}")
+            except urllib3.exceptions.HTTPError as exc:
+                reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps the cause
+                last = DownloadError(f"{url}: {type(reason).__name__}: {reason}")
+            if attempt + 1 < attempts:
+                time.sleep(backoff * 2**attempt)
+    finally:
+        pool.clear()
     assert last is not None
     raise last
 
@@ -153,12 +162,11 @@ def query_astropix(url: str) -> FeedResult:
     DownloadError
         When the feed cannot be fetched or is not a JSON list (nothing can be done then).
     """
-    with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client:
-        resp = _get_with_retries(client, url)
-    if resp.status_code != 200:
-        raise DownloadError(f"feed {url}: HTTP {resp.status_code}")
+    status, body = _get_with_retries(url)
+    if status != 200:
+        raise DownloadError(f"feed {url}: HTTP {status}")
     try:
-        feed = resp.json()
+        feed = json.loads(body)
     except ValueError as exc:
         raise DownloadError(f"feed {url} is not JSON: {exc}") from exc
     if not isinstance(feed, list):

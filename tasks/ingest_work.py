@@ -28,6 +28,7 @@ from processing.wcs import (
 )
 from storage.images import (
     DEFAULT_PNG_LEVEL,
+    LoadedImage,
     flip_vertical,
     read_image,
     write_thumbnail,
@@ -158,6 +159,7 @@ def process_image(
     wd = WorkDir(work_dir).ensure()
     src = wd.path("cache_todo", image_id)
     part = wd.partial("out_todo", image_id)
+    loaded: LoadedImage | None = None
     try:
         candidate = wd.candidate("cache_todo", image_id)
         images = sorted(src.glob("image.*"))
@@ -181,11 +183,12 @@ def process_image(
         place = placement(header, width, height)  # validates before any tiling
         pixels = flip_vertical(loaded.pixels) if flip else loaded.pixels
         rgba = RenderedRows(pixels) if loaded.kind == "fits" else pixels
-        del loaded, pixels
+        del pixels  # (rgba holds what is still needed)
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
         count, _ = write_tiles(study_tiles(rgba), part, workers=workers, png_level=png_level)
         write_thumbnail(rgba, part / "thumb.jpg", thumbnail_box(width, height))
+        loaded.close()  # a FITS input is read band by band from the open file
         folder = study_folder(
             place,
             name=candidate.title or image_id,
@@ -213,6 +216,8 @@ def process_image(
         (part / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
         (part / MARKER).write_bytes(absolute)
     except BaseException as exc:
+        if loaded is not None:
+            loaded.close()
         shutil.rmtree(part, ignore_errors=True)
         wd.record_error("cache_todo", image_id, f"{type(exc).__name__}: {exc}")
         raise

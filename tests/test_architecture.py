@@ -19,8 +19,8 @@ ALLOWED = {
 }
 # Third-party modules a package must not touch.
 FORBIDDEN = {
-    "models": {"prefect", "fsspec", "adlfs", "httpx"},
-    "processing": {"prefect", "fsspec", "adlfs", "sqlmodel", "sqlalchemy", "httpx"},
+    "models": {"prefect", "fsspec", "adlfs", "httpx", "urllib3"},
+    "processing": {"prefect", "fsspec", "adlfs", "sqlmodel", "sqlalchemy", "httpx", "urllib3"},
     "storage": {"prefect"},
     "tasks": set(),
     "flows": set(),

@@ -1,0 +1,91 @@
+"""FITS inputs read lazily: every view of a FitsRows equals the same view of the full array."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from models.errors import ProcessingError
+from processing.render import RenderedRows
+from storage.images import FitsRows, flip_vertical, read_fits
+
+
+def _write(path: Path, data: np.ndarray, **cards: float) -> Path:
+    hdu = fits.PrimaryHDU(data)
+    for key, value in cards.items():
+        hdu.header[key] = value
+    hdu.writeto(path)
+    return path
+
+
+@pytest.fixture
+def science(rng: np.random.Generator) -> np.ndarray:
+    data = rng.normal(100.0, 15.0, (601, 333)).astype(np.float32)
+    data[5, :7] = np.nan
+    return data
+
+
+KEYS = {
+    "band": np.s_[10:300],
+    "all": np.s_[:],
+    "strided": np.s_[::4, ::3],
+    "window": np.s_[100:500:7, 20:300:5],
+    "reversed": np.s_[::-1],
+    "reversed-window": np.s_[590:3:-9, 300:10:-4],
+    "empty": np.s_[50:50],
+}
+
+
+@pytest.mark.parametrize("key", KEYS.values(), ids=KEYS.keys())
+def test_views_match_the_full_array(tmp_path: Path, science: np.ndarray, key: object) -> None:
+    loaded = read_fits(_write(tmp_path / "a.fits", science))
+    assert isinstance(loaded.pixels, FitsRows)
+    assert loaded.pixels.shape == science.shape
+    loaded.pixels.band_rows = 64  # several bands per read
+    np.testing.assert_array_equal(loaded.pixels[key], science[key])
+    np.testing.assert_array_equal(flip_vertical(loaded.pixels)[key], science[::-1][key])
+
+
+def test_scaled_integers_and_single_plane_cube(tmp_path: Path, rng: np.random.Generator) -> None:
+    raw = rng.integers(-3000, 3000, (40, 50)).astype(np.int16)
+    path = _write(tmp_path / "s.fits", raw[None], BSCALE=0.5, BZERO=100.0)
+    loaded = read_fits(path)
+    assert loaded.pixels.shape == (40, 50)
+    np.testing.assert_allclose(loaded.pixels[:], raw * 0.5 + 100.0)
+
+
+def test_rendering_from_disk_equals_rendering_in_memory(
+    tmp_path: Path, science: np.ndarray
+) -> None:
+    lazy = RenderedRows(read_fits(_write(tmp_path / "r.fits", science)).pixels)
+    full = RenderedRows(science)
+    assert (lazy.vmin, lazy.vmax) == (full.vmin, full.vmax)
+    np.testing.assert_array_equal(lazy[200:456], full[200:456])
+    np.testing.assert_array_equal(lazy[::5, ::5], full[::5, ::5])
+
+
+def test_gzipped_file_is_read_whole(tmp_path: Path, science: np.ndarray) -> None:
+    plain = _write(tmp_path / "g.fits", science)
+    packed = tmp_path / "g.fits.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    loaded = read_fits(packed)
+    assert isinstance(loaded.pixels, np.ndarray)
+    np.testing.assert_array_equal(loaded.pixels, science)
+
+
+def test_truncated_file_is_refused_up_front(tmp_path: Path, science: np.ndarray) -> None:
+    path = _write(tmp_path / "t.fits", science)
+    path.write_bytes(path.read_bytes()[: 2880 + 10000])
+    with pytest.raises(ProcessingError, match=r"t\.fits.*truncated"):
+        read_fits(path)
+
+
+def test_no_image_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n.fits"
+    fits.HDUList([fits.PrimaryHDU()]).writeto(path)
+    with pytest.raises(ProcessingError, match="no 2-D image"):
+        read_fits(path)
