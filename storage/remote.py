@@ -42,6 +42,7 @@ from sqlmodel import select
 from models.errors import DownloadError, HashMismatchError
 from models.tables import RemoteFile, RemoteUrl
 from storage.database import Database, forget_migration
+from storage.files import file_digest
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,11 +87,8 @@ def _safe_name(name: str) -> str:
 
 
 def hash_file(path: Path, algo: str = "sha256") -> str:
-    digest = hashlib.new(algo)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return f"{algo}:{digest.hexdigest()}"
+    """``"<algo>:<hex>"`` of a local file."""
+    return f"{algo}:{file_digest(path, algo)}"
 
 
 @dataclass(frozen=True)

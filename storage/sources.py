@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -349,28 +348,3 @@ def download(url: str, dest: Path) -> tuple[str, int]:
         tmp.unlink(missing_ok=True)
         raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
     return digest.hexdigest(), nbytes
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a local file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a local path atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def copy_tree_replace(src: Path, dest: Path) -> None:
-    """Move ``src`` to ``dest``, replacing an existing ``dest`` folder."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dest)

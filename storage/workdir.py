@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from models.ingest import Candidate, Reject
+from storage.files import move_replacing, write_json_atomic
 from storage.keys import validate_id
-from storage.sources import copy_tree_replace, write_json_atomic
 
 STAGES = ("cache_todo", "cache_done", "out_todo", "out_done")
 CANDIDATE_FILE = "candidate.json"
@@ -61,13 +61,13 @@ class WorkDir:
     def commit(self, stage: str, image_id: str) -> Path:
         """Rename ``stage/<id>.partial`` to ``stage/<id>`` (replacing an old one)."""
         dest = self.path(stage, image_id)
-        copy_tree_replace(self.partial(stage, image_id), dest)
+        move_replacing(self.partial(stage, image_id), dest)
         return dest
 
     def move(self, src_stage: str, dest_stage: str, image_id: str) -> Path:
         """Move ``src_stage/<id>`` to ``dest_stage/<id>`` (replacing an old one)."""
         dest = self.path(dest_stage, image_id)
-        copy_tree_replace(self.path(src_stage, image_id), dest)
+        move_replacing(self.path(src_stage, image_id), dest)
         return dest
 
     def candidate(self, stage: str, image_id: str) -> Candidate:

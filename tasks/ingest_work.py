@@ -26,6 +26,7 @@ from processing.wcs import (
     orient_top_down,
     placement,
 )
+from storage.files import file_digest, write_json_atomic
 from storage.images import (
     DEFAULT_PNG_LEVEL,
     LoadedImage,
@@ -35,7 +36,7 @@ from storage.images import (
     write_tiles,
 )
 from storage.repository import open_repository
-from storage.sources import download, sha256_file, write_json_atomic
+from storage.sources import download
 from storage.workdir import CANDIDATE_FILE, WorkDir
 from storage.wtml import index_documents, study_folder
 
@@ -98,7 +99,7 @@ def fetch_image(
             f"{cid}-{version}.{candidate.image_ext}", [candidate.image_url]
         )
         _link_or_copy(cached, image_path)
-        sha, nbytes = sha256_file(image_path), image_path.stat().st_size
+        sha, nbytes = file_digest(image_path), image_path.stat().st_size
     else:
         sha, nbytes = download(candidate.image_url, image_path)
     (part / CANDIDATE_FILE).write_text(candidate.model_dump_json(indent=2), encoding="utf-8")
@@ -205,7 +206,7 @@ def process_image(
             source_type=candidate.source_type,
             source_id=candidate.source_id,
             last_updated=candidate.last_updated,
-            input_sha256=sha256_file(image_path),
+            input_sha256=file_digest(image_path),
             input_bytes=image_path.stat().st_size,
             width=width,
             height=height,
