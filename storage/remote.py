@@ -25,7 +25,6 @@ import os
 import re
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from sqlmodel import select
 
 from models.errors import DownloadError, HashMismatchError
 from models.tables import RemoteFile, RemoteUrl
+from storage import http
 from storage.database import Database, forget_migration
 from storage.files import file_digest
 
@@ -344,34 +344,19 @@ class RemoteData:
     # -- downloads ----------------------------------------------------------------------------
 
     def _http(self, url: str) -> urllib3.PoolManager:
-        """A pooled, thread-safe connection manager for ``url`` (through the proxy that the
-        ``*_PROXY`` / ``NO_PROXY`` environment variables name, if any)."""
+        """The pooled, thread-safe connection manager for ``url`` (direct or through the
+        proxy the environment names; reading the environment costs ~1 ms, so once per host)."""
         parts = urlsplit(url)
         with self._db_lock:
             key = (parts.scheme, parts.hostname or "")
-            if key not in self._proxy_for:  # reading the environment costs ~1 ms a call
-                proxy = urllib.request.getproxies().get(parts.scheme)
-                bypass = proxy and urllib.request.proxy_bypass(parts.hostname or "")
-                self._proxy_for[key] = None if bypass else proxy
+            if key not in self._proxy_for:
+                self._proxy_for[key] = http.proxy_for(url)
             proxy = self._proxy_for[key]
-            pool = self._pools.get(proxy)
-            if pool is None:
-                options: dict[str, Any] = {
-                    "num_pools": 32,
-                    "maxsize": 2 * self.max_workers,
-                    "timeout": urllib3.Timeout(connect=self.timeout, read=self.timeout),
-                    # no retries here (mirrors and backoff are ours), redirects followed
-                    "retries": urllib3.Retry(
-                        total=None, connect=0, read=0, status=0, other=0, redirect=10
-                    ),
-                }
-                pool = (
-                    urllib3.ProxyManager(proxy, **options)
-                    if proxy
-                    else urllib3.PoolManager(**options)
+            if proxy not in self._pools:
+                self._pools[proxy] = http.pool(
+                    proxy, connect=self.timeout, read=self.timeout, maxsize=2 * self.max_workers
                 )
-                self._pools[proxy] = pool
-            return pool
+            return self._pools[proxy]
 
     def close(self) -> None:
         """Close the HTTP connection pools (also done at garbage collection)."""
@@ -427,9 +412,8 @@ class RemoteData:
                 for attempt in range(self.retries):
                     try:
                         digest, size = self._stream(url, tmp, algo)
-                    except urllib3.exceptions.HTTPError as exc:  # connection, timeout, broken
-                        reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps
-                        problems.append(f"{url}: {type(reason).__name__}: {reason}")
+                    except http.Error as exc:  # connection, timeout, broken body
+                        problems.append(f"{url}: {http.describe(exc)}")
                     except DownloadError as exc:
                         problems.append(str(exc))
                         if "HTTP 5" not in str(exc) and "HTTP 429" not in str(exc):

@@ -65,12 +65,9 @@ def read_pipeline_config(repo: Repository) -> PipelineConfig:
 def _get_with_retries(url: str, attempts: int = 4, backoff: float = 0.5) -> tuple[int, bytes]:
     """GET ``url`` (redirects followed, timeouts set); connection errors, timeouts, 5xx and 429
     are retried with backoff. Returns the status and body of the last answer."""
-    import urllib3  # the HTTP client of storage.remote too; loaded only when a feed is queried
+    from storage import http  # urllib3: loaded only when a feed is queried
 
-    pool = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
-        retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=10),
-    )
+    pool = http.pool(http.proxy_for(url), connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
     last: Exception | None = None
     try:
         for attempt in range(attempts):
@@ -79,9 +76,8 @@ def _get_with_retries(url: str, attempts: int = 4, backoff: float = 0.5) -> tupl
                 if resp.status < 500 and resp.status != 429:
                     return resp.status, resp.data
                 last = DownloadError(f"{url}: HTTP {resp.status}")
-            except urllib3.exceptions.HTTPError as exc:
-                reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps the cause
-                last = DownloadError(f"{url}: {type(reason).__name__}: {reason}")
+            except http.Error as exc:
+                last = DownloadError(f"{url}: {http.describe(exc)}")
             if attempt + 1 < attempts:
                 time.sleep(backoff * 2**attempt)
     finally:
