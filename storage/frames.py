@@ -23,6 +23,7 @@ import numpy as np
 from astropy.io import fits
 
 from models.errors import ProcessingError
+from storage.images import FitsRows, require_complete
 
 CACHE_ENV = "ASTROFLOW_CACHE"
 
@@ -59,34 +60,29 @@ def read_data(path: Path, ext: int | str = 0) -> np.ndarray:
     return data if data.dtype == np.float64 else data.astype(np.float32, copy=False)
 
 
-class RawRows:
-    """Row-band access to the primary image of a FITS file, without loading it whole."""
+class RawRows(FitsRows):
+    """Row-band access (``frame[r0:r1]``, float32) to the primary image of a raw frame,
+    without loading it whole."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
-                hdu = self._hdul[0]
+                hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+                hdu = hdul[0]
                 shape = tuple(hdu.shape)
         except Exception as exc:
             raise ProcessingError(f"{path.name}: not a readable FITS image: {exc}") from exc
-        if len(shape) != 2:
-            self.close()
-            raise ProcessingError(f"{path.name}: no 2-D image (shape {shape})")
-        self.shape = shape
-        # verify the data really is all there (a truncated file fails here, not mid-combine)
-        expected = abs(hdu.header["BITPIX"]) // 8 * shape[0] * shape[1]
-        if hdu._data_offset + expected > path.stat().st_size:
-            self.close()
-            raise ProcessingError(f"{path.name}: truncated (data shorter than the header says)")
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return np.asarray(self._hdul[0].section[rows, :], dtype=np.float32)
-
-    def close(self) -> None:
-        self._hdul.close()
+        try:
+            if len(shape) != 2:
+                raise ProcessingError(f"no 2-D image (shape {shape})")
+            # a truncated file fails here, not mid-combine
+            require_complete(hdu, path)
+        except ProcessingError as exc:
+            hdul.close()
+            raise ProcessingError(f"{path.name}: {exc}") from None
+        super().__init__(hdul, hdu, shape)
 
 
 class PixelCache:

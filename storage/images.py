@@ -67,6 +67,14 @@ class PictureRows:
         return PictureRows(self.image, not self.flipped)
 
 
+def require_complete(hdu: Any, path: Path) -> None:
+    """Refuse an uncompressed image HDU whose data the file does not hold in full (a
+    truncated download or copy), before anything is read lazily from it."""
+    size = abs(hdu.header["BITPIX"]) // 8 * int(np.prod(hdu.shape))
+    if hdu._data_offset + size > path.stat().st_size:
+        raise ProcessingError("truncated (data shorter than the header says)")
+
+
 class FitsRows:
     """A 2-D FITS image read from disk on access (astropy ``section``, which applies
     BSCALE/BZERO), as float32.
@@ -95,6 +103,9 @@ class FitsRows:
         if not isinstance(rows, slice) or not isinstance(cols, slice):
             raise TypeError("FitsRows supports [rows] and [rows, cols] slices only")
         height, width = self.shape
+        if rows.step in (None, 1) and cols == slice(None) and not self.flipped:
+            r0, r1, _ = rows.indices(height)  # a band (the tiler, the combiner): one read
+            return self._stored_rows(r0, max(r0, r1))
         index = np.arange(height)[rows]  # rows of this view, in order
         if self.flipped:
             index = height - 1 - index
@@ -174,9 +185,7 @@ def read_fits(path: Path) -> LoadedImage:
                         raise WcsError(f"{path.name}: unreadable WCS: {exc}") from exc
                     wcs = wcs if wcs.has_celestial else None
                     if lazy and type(hdu) in (fits.PrimaryHDU, fits.ImageHDU):
-                        size = abs(hdu.header["BITPIX"]) // 8 * int(np.prod(hdu.shape))
-                        if hdu._data_offset + size > path.stat().st_size:
-                            raise ProcessingError("truncated (data shorter than the header says)")
+                        require_complete(hdu, path)
                         return LoadedImage(FitsRows(hdul, hdu, shape), wcs, "fits")
                     data = np.asarray(hdu.data).reshape(shape)
                     hdul.close()
