@@ -12,11 +12,11 @@ from astropy.stats import sigma_clip
 from processing.combine import BLOCK, clipped_mean, row_chunks, sorting_network
 
 
-def _reference(cube: np.ndarray) -> np.ndarray:
+def _reference(cube: np.ndarray, sigma: float = 3.0, maxiters: int = 3) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = sigma_clip(
-            cube, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
+            cube, sigma=sigma, maxiters=maxiters, cenfunc="median", stdfunc="mad_std", axis=0
         ).mean(axis=0)
     return np.ma.filled(ref.astype(np.float64), np.nan)
 
@@ -103,3 +103,17 @@ def test_empty_stack_is_nan() -> None:
     got, count = clipped_mean(np.empty((0, 2, 3), np.float32))
     assert np.isnan(got).all()
     assert (count == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("sigma", "maxiters"),
+    [(3.0, 1), (2.0, 2), (2.5, 5), (1.5, 10)],
+    ids=["3s-1it", "2s-2it", "2.5s-5it", "1.5s-10it"],
+)
+def test_other_sigmas_and_iteration_limits(
+    sigma: float, maxiters: int, rng: np.random.Generator
+) -> None:
+    # heavy tails so that pixels need several iterations (the per-pixel path) or none
+    cube = rng.standard_t(3, (21, 30, BLOCK + 11)).astype(np.float32) * 10 + 500
+    got, _ = clipped_mean(cube, sigma=sigma, maxiters=maxiters)
+    np.testing.assert_allclose(got, _reference(cube, sigma, maxiters), rtol=1e-6)
