@@ -23,7 +23,8 @@ import numpy as np
 from astropy.io import fits
 
 from models.errors import ProcessingError
-from storage.images import FitsRows, require_complete
+from storage.fits_rows import FitsRows, require_complete
+from storage.png import encode_rgba
 
 CACHE_ENV = "ASTROFLOW_CACHE"
 
@@ -187,8 +188,6 @@ def write_raw_frame(path: Path, data: np.ndarray, header: Mapping[str, Any]) -> 
 
 
 def write_png(rgba: np.ndarray, png_path: Path) -> Path:
-    """Write an ``(H, W, 4)`` uint8 image as PNG (a preview)."""
-    from PIL import Image
-
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(png_path)
+    """Write an ``(H, W, 4)`` uint8 image as PNG (a preview), with the tiles' encoder."""
+    png_path.write_bytes(encode_rgba(np.ascontiguousarray(rgba)))
     return png_path

@@ -11,7 +11,8 @@ from astropy.io import fits
 
 from models.errors import ProcessingError
 from processing.render import RenderedRows
-from storage.images import FitsRows, flip_vertical, read_fits
+from storage.fits_rows import FitsRows
+from storage.images import flip_vertical, read_fits
 
 
 def _write(path: Path, data: np.ndarray, **cards: float) -> Path:
