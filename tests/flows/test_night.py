@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 from wwt_data_formats.folder import Folder
 
@@ -40,7 +41,11 @@ def test_demo_night_publishes_every_good_frame(tmp_path: Path) -> None:
     sof = next((tmp_path / "demo" / "workspace" / "sessions").rglob("n2_m42_R_00_RED.sof"))
     assert f"replaces {bad[0]} (failed)" in sof.read_text()
     assert report.preview is not None
-    assert Path(report.preview).stat().st_size > 0
+    with Image.open(report.preview) as preview:  # a real PNG of the reduced frame
+        assert preview.format == "PNG"
+        assert preview.mode == "RGBA"
+        assert preview.size[0] > 1
+        assert len(set(preview.getdata(0))) > 1  # an image, not a flat fill
 
     again = run_demo(str(tmp_path / "demo"), size=128)
     assert again.night.prepare.headers_read == 0
