@@ -64,6 +64,11 @@ _UPDATE_FILE = (
     .values(modified_at=sa.func.now())
 )
 _INSERT_URL = sa.insert(_URLS)
+_BY_NAME = (
+    sa.select(_FILES)
+    .where(_FILES.c.name == sa.bindparam("which"))
+    .order_by(_FILES.c.name, _FILES.c.version)
+)
 
 
 def parse_hash(text: str | None) -> tuple[str, str] | None:
@@ -225,7 +230,7 @@ class RemoteData:
             contextvars.ContextVar(f"preloaded-{id(self)}", default=None)
         )
         self._db: Database | None = None
-        self._db_lock = threading.RLock()
+        self._lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_PendingRecord] = []
@@ -236,7 +241,7 @@ class RemoteData:
     # -- database (recovers when the file is deleted) ---------------------------------------
 
     def _database(self) -> Database:
-        with self._db_lock:
+        with self._lock:
             return self._database_locked()
 
     def _database_locked(self) -> Database:
@@ -279,12 +284,15 @@ class RemoteData:
         )
 
     def _rows(self, *where: Any) -> list[CachedFile]:
-        """Records matching ``where`` (Core, not ORM: this is on every fetch's path)."""
-        stmt = sa.select(_FILES).where(*where).order_by(_FILES.c.name, _FILES.c.version)
+        """Records matching ``where``, by name then version (Core, not ORM)."""
+        return self._query(
+            sa.select(_FILES).where(*where).order_by(_FILES.c.name, _FILES.c.version)
+        )
 
+    def _query(self, stmt: Any, params: dict[str, Any] | None = None) -> list[CachedFile]:
         def q(db: Database) -> list[CachedFile]:
             with db.engine.connect() as conn:
-                return [self._to_cached(r) for r in conn.execute(stmt)]
+                return [self._to_cached(r) for r in conn.execute(stmt, params or {})]
 
         return self._with_db(q)
 
@@ -328,7 +336,8 @@ class RemoteData:
     # -- lookups ------------------------------------------------------------------------------
 
     def _find(self, name: str, expected: str | None) -> CachedFile | None:
-        return _pick(self._rows(_FILES.c.name == name), expected)
+        # every fetch's path: a statement built once
+        return _pick(self._query(_BY_NAME, {"which": name}), expected)
 
     def _usable(self, rec: CachedFile, verify: bool) -> bool:
         try:
@@ -347,7 +356,7 @@ class RemoteData:
         """The pooled, thread-safe connection manager for ``url`` (direct or through the
         proxy the environment names; reading the environment costs ~1 ms, so once per host)."""
         parts = urlsplit(url)
-        with self._db_lock:
+        with self._lock:
             key = (parts.scheme, parts.hostname or "")
             if key not in self._proxy_for:
                 self._proxy_for[key] = http.proxy_for(url)
@@ -360,7 +369,7 @@ class RemoteData:
 
     def close(self) -> None:
         """Close the HTTP connection pools (also done at garbage collection)."""
-        with self._db_lock:
+        with self._lock:
             for pool in self._pools.values():
                 pool.clear()
             self._pools.clear()
