@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from _prefect_env import quiet_ephemeral_prefect  # benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,9 +28,7 @@ def main() -> None:
     parser.add_argument("--science", type=int, default=17, help="science frames per night")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/astroflow-bench-cascade"))
     args = parser.parse_args()
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    quiet_ephemeral_prefect()
     sys.path.insert(0, str(ROOT))
     import numpy as np
     from prefect import flow

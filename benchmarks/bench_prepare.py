@@ -18,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _prefect_env import quiet_ephemeral_prefect  # benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,9 +64,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/astroflow-bench-prepare"))
     args = parser.parse_args()
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    quiet_ephemeral_prefect()
     sys.path.insert(0, str(ROOT))
     from astropy.io import fits
 

@@ -230,7 +230,7 @@ class RemoteData:
             contextvars.ContextVar(f"preloaded-{id(self)}", default=None)
         )
         self._db: Database | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the database handle and the HTTP pools
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_PendingRecord] = []
