@@ -33,8 +33,8 @@ def main() -> None:
     import numpy as np
     from prefect import flow
 
-    from flows.cascade import calibration_cascade
-    from flows.organiser import prepare_workspace
+    from astroflow.flows.cascade import calibration_cascade
+    from astroflow.flows.organiser import prepare_workspace
     from tests.organiser_data import Frame, write_frame
 
     ws = args.workdir / "ws"

@@ -32,8 +32,8 @@ JOBS = {
     "astroflow": """
 import sys, glob, numpy as np
 from pathlib import Path
-from storage.frames import opened
-from tasks.cascade_work import combine
+from astroflow.storage.frames import opened
+from astroflow.tasks.cascade_work import combine
 paths = sorted(Path(p) for p in glob.glob(sys.argv[1] + '/f*.fits'))
 with opened(paths) as (frames, bad):
     out = combine(frames, frames[0].shape)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _ASTROFLOW = """
 import json, sys, shutil
 from pathlib import Path
-from tasks.ingest_work import process_image
+from astroflow.tasks.ingest_work import process_image
 work, image, level = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 todo = work / "cache_todo" / "bench"
 shutil.rmtree(work, ignore_errors=True)

@@ -86,7 +86,7 @@ def main() -> None:
 
     from prefect import flow
 
-    from flows.organiser import prepare_workspace
+    from astroflow.flows.organiser import prepare_workspace
 
     @flow
     def warm_up() -> None:

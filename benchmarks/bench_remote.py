@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from storage.remote import RemoteData
+    from astroflow.storage.remote import RemoteData
 
     blob = os.urandom(int(args.size_mb * 1024 * 1024))
     # The server runs in its own process so that it does not share our GIL.
@@ -91,11 +91,11 @@ def main() -> None:
         t_serial = time.perf_counter() - t0
         parallel = RemoteData(b, max_workers=16)
         t0 = time.perf_counter()
-        parallel.fetch_many(items, progress=False)
+        parallel.fetch_many(items)
         t_parallel = time.perf_counter() - t0
         before = count()
         t0 = time.perf_counter()
-        parallel.fetch_many(items, progress=False)
+        parallel.fetch_many(items)
         t_second = time.perf_counter() - t0
         extra = count() - before
     server.terminate()

@@ -13,16 +13,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, publish_errors
-from flows.organiser import open_workspace
-from models.cascade import CascadeSummary, RecipeInput, RecipeResult
-from models.errors import ConfigError, ErrorReport, ErrorStack
-from models.rules import load_rules
-from processing.organiser import match_calibrations
-from storage import catalog
-from storage.keys import validate_session_id
-from storage.workspace import ensure_session_dirs, load_qc_ranges, write_sofs
-from tasks.cascade import RECIPE_TASKS
+from astroflow.flows.common import collect, publish_errors
+from astroflow.models.cascade import CascadeSummary, RecipeInput, RecipeResult
+from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
+from astroflow.models.rules import load_rules
+from astroflow.processing.organiser import match_calibrations
+from astroflow.storage import catalog
+from astroflow.storage.workspace import Workspace
+from astroflow.tasks.cascade import RECIPE_TASKS
 
 
 def make_task_runner(task_runner: str) -> Any:
@@ -51,24 +49,24 @@ def cascade_levels(
     workspace: str, session: str, overwrite: bool, recipes: list[str] | None
 ) -> CascadeSummary:
     logger = get_run_logger()
-    ws, db = open_workspace(workspace)
-    row = next(s for s in catalog.sessions(db) if s.name == session)
-    rules = load_rules(row.rules)
-    qc_ranges = load_qc_ranges(ws, session)
+    ws = Workspace.open(workspace)
+    db = ws.database()
+    rules = load_rules(ws.session_row(session).rules)
+    qc_ranges = ws.qc_ranges(session)
     sets, products = catalog.load_plan(db)
     if not sets:
-        raise ConfigError(f"{ws}: nothing predicted; run `astroflow prep` first")
+        raise ConfigError(f"{ws.root}: nothing predicted; run `astroflow prep` first")
     by_name = {p.name: p for p in products}
     wanted = recipes or [r.name for r in rules.recipes]
     results: list[RecipeResult] = []
     errors = ErrorStack()
     incomplete: list[tuple[str, str]] = []
     substitutions: list[str] = []
-    root = f"sessions/{session}"
+    root = ws.session_root(session)
     for recipe in rules.recipes:
         sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
         catalog.replace_sofs(db, session, sofs)
-        write_sofs(ws, session, {s.set_name: s.text() for s in sofs})
+        ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
         if recipe.name not in wanted:
             continue
         level = [s for s in sofs if s.recipe == recipe.name]
@@ -76,16 +74,18 @@ def cascade_levels(
         runnable = [s for s in level if s.complete]
         inputs = [
             RecipeInput(
-                workspace=str(ws),
-                db_url=db.url,
+                workspace=str(ws.root),
+                db_url=ws.database_url,
                 session=session,
                 recipe=recipe.name,
                 set_name=s.set_name,
                 product=s.set_name,
-                product_path=str(ws / root / by_name[s.set_name].filepath),
-                raw=tuple(str(ws / line.path) for line in s.lines if line.tag == recipe.raw_tag),
+                product_path=str(ws.product_path(session, by_name[s.set_name].filepath)),
+                raw=tuple(
+                    str(ws.root / line.path) for line in s.lines if line.tag == recipe.raw_tag
+                ),
                 calibrations=tuple(
-                    (line.tag, str(ws / line.path))
+                    (line.tag, str(ws.root / line.path))
                     for line in s.lines
                     if line.tag != recipe.raw_tag
                 ),
@@ -130,7 +130,7 @@ def cascade_levels(
     # final SOFs reflect every status of this run
     sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
     catalog.replace_sofs(db, session, sofs)
-    write_sofs(ws, session, {s.set_name: s.text() for s in sofs})
+    ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
     failed = {r.product for r in results if r.status == "fail"} | set(errors.failed_inputs())
     summary = CascadeSummary(
         session=session,
@@ -213,18 +213,13 @@ def calibration_cascade(
         ``threads``, ``dask-local`` (a Dask LocalCluster of 2 workers) or ``tcp://host:port``
         (an existing Dask scheduler).
     """
-    ws, db = open_workspace(workspace)
-    if session is None:
-        current = catalog.current_session(db)
-        if current is None:
-            raise ConfigError(f"{ws}: no session; run `astroflow prep` first")
-        session = current.name
-    validate_session_id(session)
-    if session not in {s.name for s in catalog.sessions(db)}:
-        raise ConfigError(f"no session {session!r} in {ws}")
-    ensure_session_dirs(ws, session)
+    ws = Workspace.open(workspace)
+    session = ws.resolve_session(session)
+    ws.ensure_session_dirs(session)
     runner = make_task_runner(task_runner)
-    return cascade_levels.with_options(task_runner=runner)(str(ws), session, overwrite, recipes)
+    return cascade_levels.with_options(task_runner=runner)(
+        str(ws.root), session, overwrite, recipes
+    )
 
 
 __all__ = ["calibration_cascade", "cascade_levels", "make_task_runner"]

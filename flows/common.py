@@ -13,7 +13,7 @@ from prefect.artifacts import (
 )
 from prefect.futures import PrefectFuture
 
-from models.errors import ErrorReport, ErrorStack
+from astroflow.models.errors import ErrorReport, ErrorStack
 
 
 def collect(

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from flows.night import NightSummary, process_night
-from processing.render import RenderedRows
-from processing.synthetic import night_frames
-from storage import catalog
-from storage.database import Database
-from storage.frames import read_data, write_png, write_raw_frame
+from astroflow.flows.night import NightSummary, process_night
+from astroflow.processing.render import RenderedRows
+from astroflow.processing.synthetic import night_frames
+from astroflow.storage import catalog
+from astroflow.storage.frames import read_data, write_png, write_raw_frame
+from astroflow.storage.workspace import Workspace
 
 
 class DemoReport(BaseModel):
@@ -42,7 +42,8 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
         publish_url_prefix=f"{repository.as_uri()}/",
         folder_name="astroflow demo night",
     )
-    db = Database(workspace)
+    ws = Workspace.open(workspace)
+    db = ws.database()
     session = night.prepare.session
     statuses = catalog.status_rows(db, session)
     products = tuple(
@@ -52,7 +53,7 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     qc = tuple((q.product, q.qc_name, q.value, q.flag) for q in catalog.qc_rows(db, session))
     published = tuple(sorted(p.parent.name for p in repository.glob("*/index.wtml")))
     preview = None
-    reduced = sorted((workspace / "sessions" / session / "reduced").rglob("*_RED.fits"))
+    reduced = sorted((ws.session_dir(session) / "reduced").rglob("*_RED.fits"))
     if reduced:
         # rows flipped: FITS row 0 is the bottom of the picture
         rgba = RenderedRows(read_data(reduced[0])[::-1])[:, :]

@@ -13,16 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import collect, publish_errors
-from models.errors import ErrorReport, ErrorStack, InvalidKeyError
-from models.ingest import MARKER, StageSummary
-from storage.images import DEFAULT_PNG_LEVEL
-from storage.keys import validate_id
-from storage.repository import open_repository
-from storage.sources import query_source, read_pipeline_config
-from storage.workdir import WorkDir
-from storage.wtml import root_index
-from tasks.ingest import (
+from astroflow.flows.common import collect, publish_errors
+from astroflow.models.errors import ErrorReport, ErrorStack, InvalidKeyError
+from astroflow.models.ingest import MARKER, StageSummary
+from astroflow.storage.images import DEFAULT_PNG_LEVEL
+from astroflow.storage.keys import validate_id
+from astroflow.storage.repository import open_repository
+from astroflow.storage.sources import query_source, read_pipeline_config
+from astroflow.storage.workdir import WorkDir
+from astroflow.storage.wtml import root_index
+from astroflow.tasks.ingest import (
     fetch_image_task,
     process_image_task,
     publish_image_task,

@@ -13,15 +13,15 @@ import yaml
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from flows.cascade import calibration_cascade
-from flows.ingest import ingest_images
-from flows.organiser import prepare_workspace
-from models.cascade import CascadeSummary
-from models.errors import ConfigError
-from models.ingest import CONFIG_FILE, StageSummary
-from models.organiser import PrepareSummary
-from storage.repository import open_repository
-from storage.sources import read_pipeline_config
+from astroflow.flows.cascade import calibration_cascade
+from astroflow.flows.ingest import ingest_images
+from astroflow.flows.organiser import prepare_workspace
+from astroflow.models.cascade import CascadeSummary
+from astroflow.models.errors import ConfigError
+from astroflow.models.ingest import CONFIG_FILE, StageSummary
+from astroflow.models.organiser import PrepareSummary
+from astroflow.storage.repository import open_repository
+from astroflow.storage.sources import read_pipeline_config
 
 
 class NightSummary(BaseModel):

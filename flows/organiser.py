@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
-from flows.common import publish_errors
-from models.errors import ConfigError, ErrorStack
-from models.organiser import PrepareSummary
-from models.rules import DEFAULT_RULESET, load_rules
-from storage import catalog
-from storage.database import Database
-from storage.keys import validate_session_id
-from storage.workspace import ensure_session_dirs
-from tasks.organiser import (
-    forget_fingerprints,
+from astroflow.flows.common import publish_errors
+from astroflow.models.errors import ErrorStack
+from astroflow.models.organiser import PrepareSummary
+from astroflow.models.rules import DEFAULT_RULESET, load_rules
+from astroflow.storage import catalog
+from astroflow.storage.workspace import Workspace
+from astroflow.tasks.organiser import (
     organise_new_frames_task,
     predict_task,
     sanity_check_task,
     uncompress_task,
     write_sofs_task,
 )
-
-DEFAULT_SESSION = "base"
-
-
-def open_workspace(workspace: str) -> tuple[Path, Database]:
-    ws = Path(workspace).expanduser().resolve()
-    if not ws.is_dir():
-        raise ConfigError(f"workspace {workspace!r} is not a folder")
-    return ws, Database(ws)
-
-
-def ensure_current_session(db: Database, ws: Path, rules: str = DEFAULT_RULESET) -> str:
-    current = catalog.current_session(db)
-    if current is None:
-        existing = catalog.sessions(db)
-        if existing:
-            catalog.switch_session(db, existing[0].name)
-            current = catalog.current_session(db)
-        else:
-            current = catalog.create_session(db, DEFAULT_SESSION, rules=rules)
-    assert current is not None
-    ensure_session_dirs(ws, current.name)
-    return current.name
+from astroflow.tasks.organiser_work import forget_fingerprints
 
 
 @flow(name="prepare-workspace")
@@ -64,21 +37,22 @@ def prepare_workspace(
         session's.
     """
     logger = get_run_logger()
-    ws, db = open_workspace(workspace)
-    session = ensure_current_session(db, ws, rules or DEFAULT_RULESET)
-    session_row = next(s for s in catalog.sessions(db) if s.name == session)
-    ruleset = load_rules(rules or session_row.rules)
+    ws = Workspace.open(workspace)
+    db = ws.database()
+    session = ws.current_or_first_session(rules or DEFAULT_RULESET)
+    ruleset = load_rules(rules or ws.session_row(session).rules)
     if refresh:
         catalog.clear_inventory(db)
-        forget_fingerprints(str(ws))
-    _, failed = uncompress_task(str(ws))
-    new, read_new, reports = organise_new_frames_task(str(ws), db.url, ruleset)
-    added, removed, read_old, more = sanity_check_task(str(ws), db.url, ruleset)
-    n_sets, incomplete, n_products, changed = predict_task(str(ws), db.url, ruleset)
+        forget_fingerprints(ws)
+    root, url = str(ws.root), ws.database_url
+    _, failed = uncompress_task(root)
+    new, read_new, reports = organise_new_frames_task(root, url, ruleset)
+    added, removed, read_old, more = sanity_check_task(root, url, ruleset)
+    n_sets, incomplete, n_products, changed = predict_task(root, url, ruleset)
     written = 0
-    for s in catalog.sessions(db):
-        ensure_session_dirs(ws, s.name)
-        w, c = write_sofs_task(str(ws), db.url, load_rules(s.rules) if s.rules else ruleset, s.name)
+    for s in ws.sessions():
+        ws.ensure_session_dirs(s.name)
+        w, c = write_sofs_task(root, url, load_rules(s.rules) if s.rules else ruleset, s.name)
         written += w
         changed = changed or c
     errors = ErrorStack(reports=tuple(reports + more))
@@ -98,7 +72,7 @@ def prepare_workspace(
     logger.info(
         "prepared %s: %d raw frames (%d new, %d removed, %d rejected), %d headers read, "
         "%d sets (%d incomplete), %d SOF files written",
-        ws,
+        ws.root,
         summary.raw_frames,
         summary.new_frames,
         removed,
@@ -112,16 +86,24 @@ def prepare_workspace(
     return summary
 
 
-def create_session(workspace: str, name: str, rules: str | None = None) -> str:
-    """Create a session (and make it current); it starts with no statuses of its own."""
-    ws, db = open_workspace(workspace)
-    validate_session_id(name)
-    current = catalog.current_session(db)
-    catalog.create_session(db, name, rules=rules or (current.rules if current else DEFAULT_RULESET))
-    ensure_session_dirs(ws, name)
-    return name
+@flow(name="refresh-session")
+def refresh_session(workspace: str, session: str | None = None) -> tuple[str, int]:
+    """Redo a session's calibration matching and SOF files from its statuses.
 
+    Parameters
+    ----------
+    workspace
+        A prepared workspace.
+    session
+        Session id (default: the current session).
 
-def switch_session(workspace: str, name: str) -> None:
-    _, db = open_workspace(workspace)
-    catalog.switch_session(db, validate_session_id(name))
+    Returns
+    -------
+    session, written
+        The session's id and the number of SOF files written or removed.
+    """
+    ws = Workspace.open(workspace)
+    row = ws.session_row(session)
+    ws.ensure_session_dirs(row.name)
+    written, _ = write_sofs_task(str(ws.root), ws.database_url, load_rules(row.rules), row.name)
+    return row.name, written

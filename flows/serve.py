@@ -20,7 +20,9 @@ def _flow_for(entrypoint: str) -> Any:
     import importlib
 
     module_path, name = entrypoint.split(":")
-    module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
+    if module_path.endswith(".py"):  # a file of the checkout: flows/ingest.py
+        module_path = "astroflow." + module_path.removesuffix(".py").replace("/", ".")
+    module = importlib.import_module(module_path)
     return getattr(module, name)
 
 

@@ -3,7 +3,7 @@
 Imports nothing from the other astroflow packages.
 """
 
-from models.errors import (
+from astroflow.models.errors import (
     AstroflowError,
     ErrorReport,
     ErrorStack,

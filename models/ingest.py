@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.errors import ErrorStack
+from astroflow.models.errors import ErrorStack
 
 CONFIG_FILE = "toasty-pipeline-config.yaml"
 MARKER = "index.wtml"

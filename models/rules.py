@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.errors import ConfigError
+from astroflow.models.errors import ConfigError
 
 # Frame attributes a ruleset maps to header keywords.
 FIELDS = (

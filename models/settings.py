@@ -1,10 +1,26 @@
-"""Settings read from the environment (``ASTROFLOW_*``) when asked for, never at import."""
+"""Settings read from the environment when asked for, never at import.
+
+This module is the only place in astroflow that reads (or sets) environment variables:
+``ASTROFLOW_*`` settings through :class:`Settings`, the variable an operator names for a
+connection string (``azure_conn_env``) through :func:`environment_variable`, Azure's own
+credential variables (for redaction) through :func:`azure_environment`, and Prefect's
+defaults for the command line through :func:`apply_prefect_defaults`.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Azure credential variables adlfs may read; their values are redacted from every message.
+AZURE_CREDENTIAL_VARIABLES = (
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_SECRET",
+)
 
 
 class Settings(BaseSettings):
@@ -19,6 +35,11 @@ class Settings(BaseSettings):
         in the cache folder.
     database_url
         Organiser database (``ASTROFLOW_DATABASE_URL``); default: SQLite in the workspace.
+    cache
+        Keep pre-processed frames of the cascade in ``.npy`` memory maps (``ASTROFLOW_CACHE``,
+        default true); false keeps them in memory.
+    verbose
+        Debug logging on the command line (``ASTROFLOW_VERBOSE``).
     """
 
     model_config = SettingsConfigDict(env_prefix="ASTROFLOW_", frozen=True)
@@ -26,3 +47,21 @@ class Settings(BaseSettings):
     cache_dir: Path = Path("~/.cache/astroflow").expanduser()
     remote_database_url: str | None = None
     database_url: str | None = None
+    cache: bool = True
+    verbose: bool = False
+
+
+def environment_variable(name: str) -> str | None:
+    """The value of the environment variable ``name`` (an operator's ``azure_conn_env``), or
+    None when it is unset."""
+    return os.environ.get(name)
+
+
+def azure_environment() -> dict[str, str]:
+    """The Azure credential variables that are set (name -> value)."""
+    return {name: os.environ[name] for name in AZURE_CREDENTIAL_VARIABLES if os.environ.get(name)}
+
+
+def apply_prefect_defaults() -> None:
+    """Prefect settings of the command line, where the user has not set them: no analytics."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -215,6 +215,8 @@ class RemoteFile(SQLModel, table=True):
         default=None,
         sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
     )
+    # the expected digest a skip_hash_check() download was accepted for (its real one: hash)
+    accepted_hash: str | None = Field(default=None, nullable=True)
     created_at: datetime | None = _now_col("created_at")
     modified_at: datetime | None = _now_col("modified_at")
 

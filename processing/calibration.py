@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 from astropy.stats import mad_std, sigma_clipped_stats
 
-from models.errors import CalibrationError
+from astroflow.models.errors import CalibrationError
 
 MASK_BAD = 1  # flat <= 0.5, non-finite calibration
 MASK_SATURATED = 2  # raw value at or above saturation

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.errors import ProcessingError
-from models.organiser import FrameInfo, ProductPlan, SetPlan, SofLine, SofPlan
-from models.rules import CalibrationNeed, RuleSet
+from astroflow.models.errors import ProcessingError
+from astroflow.models.organiser import FrameInfo, ProductPlan, SetPlan, SofLine, SofPlan
+from astroflow.models.rules import CalibrationNeed, RuleSet
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 NIGHT_OFFSET_DAYS = 15.0 / 24.0  # night = date of (MJD-OBS - 15 h)

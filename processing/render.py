@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.visualization import AsymmetricPercentileInterval, LinearStretch
 
-from models.errors import ProcessingError
+from astroflow.models.errors import ProcessingError
 
 LOWER_PERCENTILE = 0.5
 UPPER_PERCENTILE = 99.5

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from processing.wcs import TILE, study_geometry
+from astroflow.processing.wcs import TILE, study_geometry
 
 
 @dataclass(frozen=True, slots=True)

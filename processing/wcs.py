@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from astropy.wcs import WCS, FITSFixedWarning
 
-from models.errors import WcsError
-from models.ingest import StudyPlacement
+from astroflow.models.errors import WcsError
+from astroflow.models.ingest import StudyPlacement
 
 TILE = 256
 _TOL = 0.05  # tolerance on square pixels and skew, as wwt_data_formats

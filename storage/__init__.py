@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.keys import safe_id, validate_container_name, validate_id, validate_key
-from storage.repository import Repository, open_repository
+from astroflow.storage.keys import safe_id, validate_container_name, validate_id, validate_key
+from astroflow.storage.repository import Repository, open_repository
 
 __all__ = [
     "RemoteData",
@@ -21,7 +21,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # RemoteData pulls in urllib3 and SQLModel: import it only when asked for.
     if name == "RemoteData":
-        from storage.remote import RemoteData
+        from astroflow.storage.remote import RemoteData
 
         return RemoteData
     raise AttributeError(name)

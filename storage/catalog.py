@@ -8,9 +8,9 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import select
 
-from models.errors import ConfigError
-from models.organiser import FrameInfo, ProductPlan, SetPlan, SofPlan
-from models.tables import (
+from astroflow.models.errors import ConfigError
+from astroflow.models.organiser import FrameInfo, ProductPlan, SetPlan, SofPlan
+from astroflow.models.tables import (
     ProductFrame,
     ProductStatus,
     QualityControl,
@@ -20,8 +20,8 @@ from models.tables import (
     Session,
     SofMap,
 )
-from storage.database import Database
-from storage.workspace import FileStat
+from astroflow.storage.database import Database
+from astroflow.storage.inventory import FileStat
 
 FRAME_FIELDS = (
     "kind",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from models.errors import ConfigError
+from astroflow.models.errors import ConfigError
+from astroflow.models.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ BUSY_TIMEOUT_MS = 30_000
 
 def database_url(workspace: str | Path) -> str:
     """``ASTROFLOW_DATABASE_URL`` when set, else the workspace's SQLite file."""
-    url = os.environ.get(DATABASE_ENV, "").strip()
+    url = (Settings().database_url or "").strip()
     if url:
         return url
     return f"sqlite:///{Path(workspace).resolve() / 'astroflow.db'}"

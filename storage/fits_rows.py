@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import ProcessingError
+from astroflow.models.errors import ProcessingError
 
 
 def require_complete(hdu: Any, path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 import tempfile
 import uuid
@@ -22,15 +21,16 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from models.errors import ProcessingError
-from storage.fits_rows import FitsRows, require_complete
-from storage.png import encode_rgba
-
-CACHE_ENV = "ASTROFLOW_CACHE"
+from astroflow.models.errors import ProcessingError
+from astroflow.models.settings import Settings
+from astroflow.storage.files import atomic_write
+from astroflow.storage.fits_rows import FitsRows, require_complete
+from astroflow.storage.png import encode_rgba
 
 
 def cache_enabled() -> bool:
-    return os.environ.get(CACHE_ENV, "true").strip().lower() not in ("0", "false", "no", "off")
+    """Whether pre-processed frames go to ``.npy`` memory maps (setting ``ASTROFLOW_CACHE``)."""
+    return Settings().cache
 
 
 def read_header(path: Path) -> fits.Header:
@@ -155,10 +155,8 @@ def write_product(
         header.add_history(line)
     hdus = [fits.PrimaryHDU(data, header)]
     hdus.extend(fits.ImageHDU(arr, name=name) for name, arr in extensions)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fits.HDUList(hdus).writeto(tmp, overwrite=True)
-    os.replace(tmp, path)
+    with atomic_write(path, fsync=True) as out:
+        fits.HDUList(hdus).writeto(out)
 
 
 @contextlib.contextmanager

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from models.errors import ProcessingError, WcsError
-from storage.fits_rows import FitsRows, require_complete
-from storage.png import encode_rgba
+from astroflow.models.errors import ProcessingError, WcsError
+from astroflow.storage.fits_rows import FitsRows, require_complete
+from astroflow.storage.png import encode_rgba
 
 log = logging.getLogger(__name__)
 

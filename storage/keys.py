@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from models.errors import InvalidKeyError
+from astroflow.models.errors import InvalidKeyError
 
 __all__ = ["safe_id", "validate_container_name", "validate_id", "validate_key"]
 

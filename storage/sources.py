@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +14,19 @@ from urllib.parse import quote, urlsplit
 import yaml
 from pydantic import ValidationError
 
-from models.errors import ConfigError, DownloadError, ErrorReport, InvalidKeyError, ProcessingError
-from models.ingest import CONFIG_FILE, Candidate, PipelineConfig, Reject
-from storage.images import IMAGE_SUFFIXES, image_kind
-from storage.keys import safe_id, validate_id
-from storage.repository import Repository
+from astroflow.models.errors import (
+    ConfigError,
+    DownloadError,
+    ErrorReport,
+    InvalidKeyError,
+    ProcessingError,
+)
+from astroflow.models.ingest import CONFIG_FILE, Candidate, PipelineConfig, Reject
+from astroflow.storage.files import atomic_write
+from astroflow.storage.images import IMAGE_SUFFIXES, image_kind
+from astroflow.storage.keys import safe_id, validate_id
+from astroflow.storage.repository import Repository
+from astroflow.storage.retry import RetryPolicy, is_transient_status
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +68,36 @@ def read_pipeline_config(repo: Repository) -> PipelineConfig:
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-def _get_with_retries(url: str, attempts: int = 4, backoff: float = 0.5) -> tuple[int, bytes]:
+FEED_RETRY = RetryPolicy(attempts=4, backoff=0.5)
+
+
+def _get_with_retries(url: str, policy: RetryPolicy = FEED_RETRY) -> tuple[int, bytes]:
     """GET ``url`` (redirects followed, timeouts set); connection errors, timeouts, 5xx and 429
-    are retried with backoff. Returns the status and body of the last answer."""
-    from storage import http  # urllib3: loaded only when a feed is queried
+    are retried under ``policy``. Returns the status and body of the answer.
+
+    Raises
+    ------
+    DownloadError
+        When the last attempt failed too (its reason in the message).
+    """
+    from astroflow.storage import http  # urllib3: loaded only when a feed is queried
+    from astroflow.storage.remote.transport import ConnectionFaultError, TransportError
 
     pool = http.pool(http.proxy_for(url), connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
-    last: Exception | None = None
+
+    def attempt() -> tuple[int, bytes]:
+        try:
+            resp = pool.request("GET", url)
+        except http.Error as exc:
+            raise ConnectionFaultError(url, http.describe(exc)) from None
+        if is_transient_status(resp.status):
+            raise TransportError(url, f"HTTP {resp.status}", status=resp.status)
+        return resp.status, resp.data
+
     try:
-        for attempt in range(attempts):
-            try:
-                resp = pool.request("GET", url)
-                if resp.status < 500 and resp.status != 429:
-                    return resp.status, resp.data
-                last = DownloadError(f"{url}: HTTP {resp.status}")
-            except http.Error as exc:
-                last = DownloadError(f"{url}: {http.describe(exc)}")
-            if attempt + 1 < attempts:
-                time.sleep(backoff * 2**attempt)
+        return policy.with_transient(ConnectionFaultError).call(attempt, what=f"feed query {url}")
     finally:
         pool.clear()
-    assert last is not None
-    raise last
 
 
 @dataclass
@@ -251,25 +265,24 @@ def query_workspace(path: str, session: str | None = None) -> FeedResult:
     Ids are the lower-cased product names; ``last_updated`` is the product file's modification
     time (so a re-reduced frame is published again).
     """
-    from storage import catalog
-    from storage.database import Database
+    from astroflow.storage import catalog
+    from astroflow.storage.workspace import Workspace
 
-    ws = Path(path).expanduser().resolve()
-    if not (ws / "astroflow.db").exists() and not os.environ.get("ASTROFLOW_DATABASE_URL"):
-        raise DownloadError(f"workspace {ws} has no organiser database: run `astroflow prep`")
-    db = Database(ws)
-    if session is None:
-        current = catalog.current_session(db)
-        if current is None:
-            raise DownloadError(f"workspace {ws} has no session")
-        session = current.name
+    ws = Workspace.at(Path(path).expanduser().resolve())
+    if not ws.has_database():
+        raise DownloadError(f"workspace {ws.root} has no organiser database: run `astroflow prep`")
+    try:
+        session = ws.resolve_session(session)
+    except ConfigError as exc:
+        raise DownloadError(str(exc)) from None
+    db = ws.database()
     statuses = catalog.statuses(db, session)
     _, products = catalog.load_plan(db)
     result = FeedResult()
     for product in products:
         if product.recipe != "reduce" or statuses.get(product.name) != "pass":
             continue
-        file = ws / "sessions" / session / product.filepath
+        file = ws.product_path(session, product.filepath)
         if not file.exists():
             continue
         try:
@@ -324,23 +337,18 @@ def download(url: str, dest: Path) -> tuple[str, int]:
 
     if urlsplit(url).scheme.lower() in ("http", "https"):
         raise DownloadError(f"{url}: HTTP downloads go through RemoteData")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
     nbytes = 0
     try:
-        with fsspec.open(url, "rb") as src, open(tmp, "wb") as out:
+        with fsspec.open(url, "rb") as src, atomic_write(dest) as out:
             while chunk := src.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
                 nbytes += len(chunk)
-        if nbytes == 0:
-            raise DownloadError(f"{url}: empty (0-byte) file")
-        os.replace(tmp, dest)
+            if nbytes == 0:
+                raise DownloadError(f"{url}: empty (0-byte) file")
     except DownloadError:
-        tmp.unlink(missing_ok=True)
         raise
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
     return digest.hexdigest(), nbytes

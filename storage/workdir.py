@@ -11,9 +11,9 @@ import json
 import shutil
 from pathlib import Path
 
-from models.ingest import Candidate, Reject
-from storage.files import move_replacing, write_json_atomic
-from storage.keys import validate_id
+from astroflow.models.ingest import Candidate, Reject
+from astroflow.storage.files import move_replacing, write_json_atomic
+from astroflow.storage.keys import validate_id
 
 STAGES = ("cache_todo", "cache_done", "out_todo", "out_done")
 CANDIDATE_FILE = "candidate.json"

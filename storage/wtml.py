@@ -17,8 +17,8 @@ from wwt_data_formats.folder import Folder, make_absolutizing_url_mutator
 from wwt_data_formats.imageset import ImageSet
 from wwt_data_formats.place import Place
 
-from models.errors import ProcessingError
-from models.ingest import StudyPlacement
+from astroflow.models.errors import ProcessingError
+from astroflow.models.ingest import StudyPlacement
 
 URL_TEMPLATE = "L{1}X{2}Y{3}.png"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models.cascade import RecipeInput, RecipeResult
-from tasks.cascade_work import run_recipe
+from astroflow.models.cascade import RecipeInput, RecipeResult
+from astroflow.tasks.cascade_work import run_recipe
 
 
 @task(name="mbias", task_run_name="mbias-{inp.product}", cache_policy=NO_CACHE)

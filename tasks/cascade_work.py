@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from models import astroflow_version
-from models.cascade import RecipeInput, RecipeResult
-from models.errors import CalibrationError, ProcessingError
-from processing.calibration import (
+from astroflow.models import astroflow_version
+from astroflow.models.cascade import RecipeInput, RecipeResult
+from astroflow.models.errors import CalibrationError, ProcessingError
+from astroflow.processing.calibration import (
     dark_rate,
     flat_normalised,
     qc_bias,
@@ -33,10 +33,10 @@ from processing.calibration import (
     qc_science,
     reduce_frame,
 )
-from processing.combine import clipped_mean, row_chunks
-from storage import catalog
-from storage.database import Database
-from storage.frames import (
+from astroflow.processing.combine import clipped_mean, row_chunks
+from astroflow.storage import catalog
+from astroflow.storage.database import Database
+from astroflow.storage.frames import (
     PixelCache,
     inputs_hash,
     opened,
@@ -44,6 +44,7 @@ from storage.frames import (
     read_header,
     write_product,
 )
+from astroflow.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
 HASH_KEY = "AF_INHSH"
@@ -122,7 +123,7 @@ def _combine_recipe(
         dropped = [reason for _, reason in bad]
         good_paths = [f.path for f in frames]
         if prepare is not None:
-            cache = PixelCache(Path(inp.workspace) / "sessions" / inp.session)
+            cache = PixelCache(Workspace.at(inp.workspace, inp.db_url).session_dir(inp.session))
             try:
                 readers = []
                 for frame in list(frames):

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from prefect import task
 
-from models.ingest import MARKER, Candidate, ImageManifest
-from models.repository import PutTreeResult
-from storage.images import DEFAULT_PNG_LEVEL
-from storage.repository import open_repository
-from storage.wtml import PlaceEntry, read_place
-from tasks.ingest_work import fetch_image, process_image, publish_image
+from astroflow.models.ingest import Candidate, ImageManifest
+from astroflow.models.repository import PutTreeResult
+from astroflow.storage.images import DEFAULT_PNG_LEVEL
+from astroflow.storage.wtml import PlaceEntry
+from astroflow.tasks.ingest_work import (
+    fetch_image,
+    process_image,
+    publish_image,
+    read_published_place,
+)
 
 
 @task(name="fetch-image", task_run_name="fetch-{candidate.id}")
@@ -55,11 +59,4 @@ def read_place_task(
     image_id: str, repository: str, azure_conn_env: str | None = None
 ) -> PlaceEntry | None:
     """The Place of ``<id>/index.wtml``, or None when the image has no marker (unpublished)."""
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
-    try:
-        data = repo.read_bytes(f"{image_id}/{MARKER}")
-    except FileNotFoundError:
-        return None
-    if not data.strip():
-        return None
-    return read_place(image_id, data)
+    return read_published_place(image_id, repository, azure_conn_env)

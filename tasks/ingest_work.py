@@ -13,21 +13,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from models import astroflow_version
-from models.errors import ProcessingError, WcsError
-from models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
-from models.repository import PutTreeResult
-from processing.render import RenderedRows
-from processing.tiling import study_tiles, thumbnail_box
-from processing.wcs import (
+from astroflow.models import astroflow_version
+from astroflow.models.errors import ProcessingError, WcsError
+from astroflow.models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
+from astroflow.models.repository import PutTreeResult
+from astroflow.processing.render import RenderedRows
+from astroflow.processing.tiling import study_tiles, thumbnail_box
+from astroflow.processing.wcs import (
     avm_to_header,
     flip_rows,
     header_from_wcs,
     orient_top_down,
     placement,
 )
-from storage.files import file_digest, write_json_atomic
-from storage.images import (
+from astroflow.storage.files import file_digest, write_json_atomic
+from astroflow.storage.images import (
     DEFAULT_PNG_LEVEL,
     LoadedImage,
     flip_vertical,
@@ -35,10 +35,10 @@ from storage.images import (
     write_thumbnail,
     write_tiles,
 )
-from storage.repository import open_repository
-from storage.sources import download
-from storage.workdir import CANDIDATE_FILE, WorkDir
-from storage.wtml import index_documents, study_folder
+from astroflow.storage.repository import open_repository
+from astroflow.storage.sources import download
+from astroflow.storage.workdir import CANDIDATE_FILE, WorkDir
+from astroflow.storage.wtml import PlaceEntry, index_documents, read_place, study_folder
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ _REMOTES_LOCK = threading.Lock()
 def _remote(cache: Path) -> Any:
     """One :class:`storage.remote.RemoteData` per download cache (imported lazily: tiling
     alone does not need an HTTP client or a database)."""
-    from storage.remote import RemoteData
+    from astroflow.storage.remote import RemoteData
 
     with _REMOTES_LOCK:
         if cache not in _REMOTES:
@@ -241,3 +241,17 @@ def publish_image(
     result = repo.put_tree(wd.path("out_todo", image_id), image_id, marker=MARKER)
     wd.move("out_todo", "out_done", image_id)
     return result
+
+
+def read_published_place(
+    image_id: str, repository: str, azure_conn_env: str | None = None
+) -> PlaceEntry | None:
+    """The Place of ``<id>/index.wtml``, or None when the image has no marker (unpublished)."""
+    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    try:
+        data = repo.read_bytes(f"{image_id}/{MARKER}")
+    except FileNotFoundError:
+        return None
+    if not data.strip():
+        return None
+    return read_place(image_id, data)

@@ -1,203 +1,44 @@
-"""Prefect tasks of the data organiser (glue: read headers, classify, move, store)."""
+"""Prefect tasks of the data organiser; their bodies are in :mod:`.organiser_work`."""
 
 from __future__ import annotations
-
-import logging
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models.errors import ErrorReport, ProcessingError
-from models.organiser import FrameInfo, SofPlan
-from models.rules import RuleSet
-from processing.organiser import frame_info, match_calibrations, plan_sets
-from storage import catalog
-from storage.database import Database
-from storage.workspace import (
-    FileStat,
-    move_to,
-    raw_files,
-    read_header,
-    root_fits,
-    stat,
-    uncompress_root,
-    write_sofs,
-)
-
-log = logging.getLogger(__name__)
-
-
-def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | ProcessingError]:
-    """Classify frames from the header cards the rules name (sequential: header scanning is
-    CPU work under the GIL, threads only add contention; measured)."""
-    wanted = frozenset(rules.keywords.values())
-    out: list[FrameInfo | ProcessingError] = []
-    for path in paths:
-        try:
-            out.append(frame_info(path.name, read_header(path, wanted), rules))
-        except ProcessingError as exc:
-            out.append(exc)
-    return out
+from astroflow.models.errors import ErrorReport
+from astroflow.models.rules import RuleSet
+from astroflow.tasks import organiser_work as work
 
 
 @task(name="uncompress-frames", cache_policy=NO_CACHE)
 def uncompress_task(workspace: str) -> tuple[list[str], list[tuple[str, str]]]:
     """Uncompress ``.Z`` and ``.gz`` FITS in the workspace root."""
-    return uncompress_root(Path(workspace))
+    return work.uncompress(workspace)
 
 
 @task(name="organise-new-frames", cache_policy=NO_CACHE)
 def organise_new_frames_task(
     workspace: str, db_url: str, rules: RuleSet
 ) -> tuple[int, int, list[ErrorReport]]:
-    """Classify FITS files in the workspace root: raw frames to ``raw/<night>/`` (recorded),
-    anything else to ``misc/`` (recorded as rejected, with the reason).
-
-    Returns
-    -------
-    added, headers_read, reports
-    """
-    ws = Path(workspace)
-    db = Database(ws, db_url)
-    paths = root_fits(ws)
-    infos = _read_many(paths, rules)
-    known = set(catalog.frame_stats(db))
-    added: list[tuple[FileStat, FrameInfo]] = []
-    rejected: list[tuple[FileStat, str]] = []
-    reports: list[ErrorReport] = []
-    taken = set(known)
-    for path, info in zip(paths, infos, strict=True):
-        if isinstance(info, FrameInfo) and info.path in taken:
-            info = ProcessingError(
-                f"{path.name}: a frame of that name is already in raw/{info.night}/"
-            )
-        if isinstance(info, ProcessingError):
-            rel = move_to(ws, path, "misc")
-            rejected.append((stat(ws, rel), str(info)))
-            reports.append(ErrorReport.from_exception(info, "prepare", [path.name]))
-            continue
-        rel = move_to(ws, path, f"raw/{info.night}")
-        if rel != info.path:  # a clash renamed it
-            info = info.model_copy(update={"file": rel.rsplit("/", 1)[-1]})
-        taken.add(rel)
-        added.append((stat(ws, rel), info))
-    catalog.add_frames(db, added)
-    catalog.add_rejected(db, rejected)
-    return len(added), len(paths), reports
+    """New frames of the workspace root to ``raw/<night>/`` or ``misc/`` (recorded)."""
+    return work.organise_new_frames(workspace, db_url, rules)
 
 
 @task(name="sanity-check", cache_policy=NO_CACHE)
 def sanity_check_task(
     workspace: str, db_url: str, rules: RuleSet
 ) -> tuple[int, int, int, list[ErrorReport]]:
-    """Make the table and ``raw/`` agree: drop rows whose files vanished, add (or re-read)
-    files that are missing from the table or changed (by size and mtime).
-
-    Returns
-    -------
-    added, removed, headers_read, reports
-    """
-    ws = Path(workspace)
-    db = Database(ws, db_url)
-    known = catalog.frame_stats(db)
-    on_disk = raw_files(ws)
-    vanished = [p for p in known if p not in on_disk]
-    changed = [p for p, st in on_disk.items() if p in known and known[p] != (st.size, st.mtime_ns)]
-    new = sorted([p for p in on_disk if p not in known] + changed)
-    catalog.remove_frames(db, vanished + changed)
-    infos = _read_many([ws / p for p in new], rules)
-    added: list[tuple[FileStat, FrameInfo]] = []
-    rejected: list[tuple[FileStat, str]] = []
-    reports: list[ErrorReport] = []
-    for rel, info in zip(new, infos, strict=True):
-        if isinstance(info, ProcessingError):
-            dest = move_to(ws, ws / rel, "misc")
-            rejected.append((stat(ws, dest), str(info)))
-            reports.append(ErrorReport.from_exception(info, "prepare", [rel]))
-            continue
-        night_dir = rel.split("/")[1]
-        if night_dir != info.night:  # filed under the wrong night: move it
-            rel = move_to(ws, ws / rel, f"raw/{info.night}")
-            info = info.model_copy(update={"file": rel.rsplit("/", 1)[-1]})
-        added.append((stat(ws, rel), info))
-    catalog.add_frames(db, added)
-    catalog.add_rejected(db, rejected)
-    return len(added), len(vanished), len(new), reports
+    """Make the frame table and ``raw/`` agree."""
+    return work.sanity_check(workspace, db_url, rules)
 
 
 @task(name="predict-products", cache_policy=NO_CACHE)
 def predict_task(workspace: str, db_url: str, rules: RuleSet) -> tuple[int, int, int, bool]:
-    """Group frames into sets and predict every product; store them (only when changed).
-
-    Returns
-    -------
-    sets, incomplete, products, changed
-    """
-    ws = Path(workspace)
-    db = Database(ws, db_url)
-    fingerprint = _fingerprint(
-        db_url, rules.model_dump_json(), sorted(catalog.frame_stats(db).items())
-    )
-    stamp = ws / ".astroflow" / "plan.fingerprint"
-    if stamp.exists() and stamp.read_text() == fingerprint:
-        n_sets, n_bad, n_products = catalog.plan_counts(db)
-        if n_sets or not catalog.frame_stats(db):
-            return n_sets, n_bad, n_products, False  # inventory unchanged: plan unchanged
-    frames = [info for _, info in catalog.load_frames(db).values()]
-    sets, products = plan_sets(frames, rules)
-    changed = catalog.replace_plan(db, sets, products)
-    _write_stamp(stamp, fingerprint)
-    return len(sets), sum(not s.complete for s in sets), len(products), changed
-
-
-def _fingerprint(*parts: object) -> str:
-    import hashlib
-
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
-
-
-def _write_stamp(path: Path, text: str) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def forget_fingerprints(workspace: str) -> None:
-    """Make the next prepare recompute everything (``--refresh``)."""
-    import shutil
-
-    shutil.rmtree(Path(workspace) / ".astroflow", ignore_errors=True)
-
-
-def session_sofs(db: Database, rules: RuleSet, session: str) -> list[SofPlan]:
-    """Every set's SOF for a session, from the stored predictions and the session's statuses."""
-    sets, products = catalog.load_plan(db)
-    return match_calibrations(
-        sets, products, rules, catalog.statuses(db, session), session_root=f"sessions/{session}"
-    )
+    """Group frames into sets and predict every product."""
+    return work.predict(workspace, db_url, rules)
 
 
 @task(name="write-sofs", cache_policy=NO_CACHE)
 def write_sofs_task(workspace: str, db_url: str, rules: RuleSet, session: str) -> tuple[int, bool]:
-    """Match calibrations for one session; store its SOF map and write its SOF files (only
-    those whose bytes change). Returns (files written or removed, table changed)."""
-    ws = Path(workspace)
-    db = Database(ws, db_url)
-    plan_stamp = ws / ".astroflow" / "plan.fingerprint"
-    fingerprint = _fingerprint(
-        plan_stamp.read_text() if plan_stamp.exists() else "",
-        rules.model_dump_json(),
-        sorted(catalog.statuses(db, session).items()),
-    )
-    stamp = ws / ".astroflow" / f"sof-{session}.fingerprint"
-    if stamp.exists() and stamp.read_text() == fingerprint and plan_stamp.exists():
-        return 0, False  # same plan and statuses: same SOFs
-    sofs = session_sofs(db, rules, session)
-    changed = catalog.replace_sofs(db, session, sofs)
-    written = write_sofs(ws, session, {s.set_name: s.text() for s in sofs})
-    _write_stamp(stamp, fingerprint)
-    return written, changed
+    """Match calibrations for one session and write its SOF files."""
+    return work.write_session_sofs(workspace, db_url, rules, session)

@@ -230,7 +230,7 @@ def pg_url(postgres_server: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield f"{postgres_server}/{name}"
-    from storage.database import forget_migration
+    from astroflow.storage.database import forget_migration
 
     forget_migration(f"{postgres_server}/{name}")
     with admin.connect() as conn:

@@ -1,8 +1,18 @@
-"""The import rules of the layout: models <- processing, storage <- tasks <- flows."""
+"""The rules of the layout.
+
+- The user's top-level folders install as one namespace, ``astroflow.*``: the wheel's top level
+  holds ``astroflow`` alone, and code imports ``astroflow.<room>``, never a bare ``models``.
+- Imports flow one way: models <- processing, storage <- tasks <- flows.
+- Environment variables are read (or set) in ``models/settings.py`` only.
+- Only the CLI prints; the CLI never calls a task's ``.fn`` to bypass a flow.
+"""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,16 +35,18 @@ FORBIDDEN = {
     "tasks": set(),
     "flows": set(),
 }
+SETTINGS = ROOT / "models" / "settings.py"
 
 
-def _imports(path: Path) -> set[str]:
+def _modules(path: Path) -> set[str]:
+    """Dotted names of every absolute import in a file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
 
 
@@ -42,23 +54,67 @@ def _files(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
+def _all_files() -> list[Path]:
+    return [p for pkg in (*PACKAGES, "tests", "benchmarks") for p in _files(pkg)]
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_imports_flow_one_way(package: str) -> None:
     bad: list[str] = []
     for path in _files(package):
-        for name in _imports(path):
-            if name in PACKAGES and name not in ALLOWED[package]:
+        for name in _modules(path):
+            parts = name.split(".")
+            if parts[0] == "astroflow" and len(parts) > 1 and parts[1] not in ALLOWED[package]:
                 bad.append(f"{path.relative_to(ROOT)} imports {name}")
-            if name in FORBIDDEN[package]:
+            if parts[0] in FORBIDDEN[package]:
                 bad.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not bad, "\n".join(bad)
+
+
+def test_code_imports_the_namespace_never_bare_folders() -> None:
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _all_files()
+        for name in _modules(path)
+        if name.split(".")[0] in PACKAGES
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def _reads_environment(node: ast.AST) -> bool:
+    if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "environb"):
+        return isinstance(node.value, ast.Name) and node.value.id == "os"
+    if isinstance(node, ast.ImportFrom) and node.module == "os":
+        return any(a.name in ("environ", "getenv", "putenv") for a in node.names)
+    return False
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_environment_is_read_in_settings_only(package: str) -> None:
+    offenders = []
+    for path in _files(package):
+        if path == SETTINGS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        offenders += [
+            f"{path.relative_to(ROOT)}:{node.lineno}"
+            for node in ast.walk(tree)
+            if _reads_environment(node)
+        ]
+    assert not offenders, offenders
+
+
+def test_settings_module_does_read_the_environment() -> None:
+    # the check above would pass for nothing if it could not see a read
+    tree = ast.parse(SETTINGS.read_text(encoding="utf-8"))
+    assert any(_reads_environment(node) for node in ast.walk(tree))
 
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_print_outside_the_cli(package: str) -> None:
     offenders = []
     for path in _files(package):
-        if path.name == "cli.py":
+        if "cli" in path.relative_to(ROOT).parts:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -69,3 +125,82 @@ def test_no_print_outside_the_cli(package: str) -> None:
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_nothing_calls_a_task_body_around_its_flow() -> None:
+    offenders = []
+    for path in _files("flows") + _files("tasks"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        offenders += [
+            f"{path.relative_to(ROOT)}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "fn"
+        ]
+    assert not offenders, offenders
+
+
+def test_task_bodies_live_in_prefect_free_modules() -> None:
+    """The convention (README, Architecture): ``tasks/<area>.py`` declares Prefect tasks whose
+    bodies are one call into ``tasks/<area>_work.py``, which imports no Prefect."""
+    for path in _files("tasks"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        uses_prefect = any(n.split(".")[0] == "prefect" for n in _modules(path))
+        if path.stem.endswith("_work"):
+            assert not uses_prefect, f"{path.name} imports Prefect"
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(d, ast.Call) and getattr(d.func, "id", "") == "task"
+                for d in node.decorator_list
+            ):
+                body = [s for s in node.body if not isinstance(s, ast.Expr)]  # docstring
+                where = f"{path.name}:{node.lineno} task {node.name}"
+                assert len(body) == 1, f"{where} does more than call its body"
+                assert isinstance(body[0], ast.Return), f"{where} does more than call its body"
+
+
+def _package_folders() -> set[str]:
+    names = set()
+    for package in PACKAGES:
+        for init in (ROOT / package).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT)
+            names.add("astroflow." + ".".join(rel.parts))
+    return names
+
+
+@pytest.mark.slow
+def test_wheel_holds_the_astroflow_namespace_alone(tmp_path: Path) -> None:
+    """Build the wheel from the project's files and look inside it."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("astroflow-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"astroflow"}
+    packages = {".".join(n.split("/")[:-1]) for n in names if n.endswith("/__init__.py")}
+    assert packages == _package_folders()  # every package folder is in the wheel
+    for data in (
+        "astroflow/models/rulesets/generic-ccd.yaml",
+        "astroflow/models/settings/qc-default.yaml",
+        "astroflow/storage/migrations/script.py.mako",
+        "astroflow/storage/migrations/versions/0002_remote_accepted_hash.py",
+    ):
+        assert data in names

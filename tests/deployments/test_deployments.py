@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from flows.serve import build_deployments, deployment_specs
+from astroflow.flows.serve import build_deployments, deployment_specs
 from tests.conftest import ROOT, free_port
 from tests.imagedata import tan_wcs, write_fits
 from tests.organiser_data import make_workspace

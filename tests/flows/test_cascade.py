@@ -10,10 +10,10 @@ import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clip
 
-from flows.cascade import calibration_cascade
-from flows.organiser import prepare_workspace
-from storage import catalog
-from storage.database import Database
+from astroflow.flows.cascade import calibration_cascade
+from astroflow.flows.organiser import prepare_workspace
+from astroflow.storage import catalog
+from astroflow.storage.database import Database
 from tests.organiser_data import make_workspace
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
@@ -140,7 +140,7 @@ def test_dask_local_cluster_gives_identical_products(prepared: Path, tmp_path: P
 def test_cli_calibrate(prepared: Path) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from astroflow.flows.cli import app
 
     out = CliRunner().invoke(app, ["calibrate", str(prepared), "--recipe", "mbias"])
     assert out.exit_code == 0, out.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from astroflow.flows.cli import app
 from tests.conftest import AZURE_ENV
 
 runner = CliRunner()
@@ -17,7 +17,7 @@ runner = CliRunner()
 
 def test_console_script_help_lists_commands() -> None:
     out = subprocess.run(
-        [sys.executable, "-c", "from flows.cli import main; main()", "--help"],
+        [sys.executable, "-c", "from astroflow.flows.cli import main; main()", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.organiser import prepare_workspace
-from storage import catalog
-from storage.database import Database
+from astroflow.flows.organiser import prepare_workspace
+from astroflow.storage import catalog
+from astroflow.storage.database import Database
 from tests.conftest import ROOT
 from tests.organiser_data import make_workspace
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.usefixtures
 
 _SCRIPT = """
 import sys
-from flows.cascade import calibration_cascade
+from astroflow.flows.cascade import calibration_cascade
 summary = calibration_cascade(sys.argv[1])
 print("RESULT " + summary.model_dump_json())
 """

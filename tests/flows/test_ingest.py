@@ -19,7 +19,7 @@ from wwt_data_formats.folder import Folder
 from wwt_data_formats.imageset import ImageSet
 from wwt_data_formats.place import Place
 
-from flows.ingest import (
+from astroflow.flows.ingest import (
     fetch_images,
     ignore_rejects,
     ingest_images,
@@ -27,10 +27,10 @@ from flows.ingest import (
     publish_images,
     reindex_repository,
 )
-from models.ingest import MANIFEST
-from processing.tiling import count_tiles
-from processing.wcs import header_from_wcs, orient_top_down, study_geometry
-from storage.repository import open_repository
+from astroflow.models.ingest import MANIFEST
+from astroflow.processing.tiling import count_tiles
+from astroflow.processing.wcs import header_from_wcs, orient_top_down, study_geometry
+from astroflow.storage.repository import open_repository
 from tests.conftest import AZURE_ENV
 from tests.imagedata import tan_wcs, write_avm_jpeg, write_fits
 
@@ -302,7 +302,7 @@ def test_astropix_feed_over_http(
 
 
 def test_missing_config_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
-    from models.errors import ConfigError
+    from astroflow.models.errors import ConfigError
 
     (tmp_path / "repo").mkdir()
     with pytest.raises(ConfigError, match=r"toasty-pipeline-config\.yaml"):
@@ -319,7 +319,7 @@ def test_missing_config_stops_the_run_with_a_clear_error(tmp_path: Path) -> None
 
 _PUBLISH_SCRIPT = """
 import sys
-from tasks.ingest_work import publish_image
+from astroflow.tasks.ingest_work import publish_image
 publish_image(sys.argv[1], sys.argv[2], sys.argv[3])
 """
 

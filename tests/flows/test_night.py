@@ -9,9 +9,9 @@ from PIL import Image
 from typer.testing import CliRunner
 from wwt_data_formats.folder import Folder
 
-from flows.cli import app
-from flows.demo import run_demo
-from processing.synthetic import FIELD_DEC, FIELD_RA
+from astroflow.flows.cli import app
+from astroflow.flows.demo import run_demo
+from astroflow.processing.synthetic import FIELD_DEC, FIELD_RA
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 

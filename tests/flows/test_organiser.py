@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.organiser import create_session, prepare_workspace, switch_session
-from models.errors import ConfigError, InvalidKeyError
-from storage import catalog
-from storage.database import Database
+from astroflow.flows.cli import app
+from astroflow.flows.organiser import prepare_workspace
+from astroflow.models.errors import ConfigError, InvalidKeyError
+from astroflow.storage import catalog
+from astroflow.storage.database import Database
+from astroflow.storage.workspace import Workspace
 from tests.organiser_data import make_workspace
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
@@ -135,7 +136,7 @@ def test_sanity_check_both_ways(workspace: Path, database_backend: str) -> None:
 
 def test_sessions_are_isolated(workspace: Path, database_backend: str) -> None:
     prepare_workspace(str(workspace))
-    create_session(str(workspace), "alt")
+    Workspace.open(workspace).create_session("alt")
     db = Database(workspace)
     assert catalog.current_session(db).name == "alt"
     _, products = catalog.load_plan(db)
@@ -151,14 +152,14 @@ def test_sessions_are_isolated(workspace: Path, database_backend: str) -> None:
     assert f"# SUBSTITUTED: {bias2} replaces {bias1} (failed)" in alt
     assert bias1 in base  # base untouched
     assert catalog.statuses(db, "base") == {}
-    switch_session(str(workspace), "base")
+    Workspace.open(workspace).switch_session("base")
     assert catalog.current_session(db).name == "base"
     with pytest.raises(InvalidKeyError):
-        create_session(str(workspace), "../evil")
+        Workspace.open(workspace).create_session("../evil")
     with pytest.raises(InvalidKeyError):
-        create_session(str(workspace), "x" * 17)
+        Workspace.open(workspace).create_session("x" * 17)
     with pytest.raises(ConfigError, match="already exists"):
-        create_session(str(workspace), "alt")
+        Workspace.open(workspace).create_session("alt")
 
 
 def test_prepare_is_deterministic(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from models.errors import (
+from astroflow.models.errors import (
     ErrorReport,
     ErrorStack,
     NoncriticalProcessingError,

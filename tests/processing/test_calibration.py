@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.errors import CalibrationError
-from processing.calibration import (
+from astroflow.models.errors import CalibrationError
+from astroflow.processing.calibration import (
     MASK_BAD,
     MASK_SATURATED,
     dark_rate,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.stats import sigma_clip
 
-from processing.combine import BLOCK, clipped_mean, row_chunks, sorting_network
+from astroflow.processing.combine import BLOCK, clipped_mean, row_chunks, sorting_network
 
 
 def _reference(cube: np.ndarray, sigma: float = 3.0, maxiters: int = 3) -> np.ndarray:

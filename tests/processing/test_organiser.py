@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import ProcessingError
-from models.organiser import FrameInfo
-from models.rules import load_rules
-from processing.organiser import (
+from astroflow.models.errors import ProcessingError
+from astroflow.models.organiser import FrameInfo
+from astroflow.models.rules import load_rules
+from astroflow.processing.organiser import (
     frame_info,
     match_calibrations,
     mjd_from_isot,
@@ -194,7 +194,7 @@ def test_indexed_matching_equals_brute_force(seed: int) -> None:
     failed = {p.name: "fail" for p in products if rnd.random() < 0.2 and p.recipe != "reduce"}
     got = match_calibrations(sets, products, RULES, failed)
     # brute force: the same choice with min() over every candidate
-    from processing import organiser as org
+    from astroflow.processing import organiser as org
 
     original = org._nearest
     try:

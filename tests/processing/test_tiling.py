@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processing.tiling import Tile, count_tiles, study_tiles, thumbnail_box
-from processing.wcs import study_geometry
+from astroflow.processing.tiling import Tile, count_tiles, study_tiles, thumbnail_box
+from astroflow.processing.wcs import study_geometry
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from wwt_data_formats.enums import ProjectionType
 from wwt_data_formats.imageset import ImageSet
 from wwt_data_formats.place import Place
 
-from models.errors import WcsError
-from processing.wcs import (
+from astroflow.models.errors import WcsError
+from astroflow.processing.wcs import (
     avm_to_header,
     header_from_wcs,
     orient_top_down,

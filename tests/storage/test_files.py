@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage.files import file_digest, move_replacing, write_json_atomic
+from astroflow.storage.files import file_digest, move_replacing, write_json_atomic
 
 
 @pytest.mark.parametrize("algo", ["sha256", "md5"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import http
+from astroflow.storage import http
 
 PROXY_VARS = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from models.errors import ProcessingError
-from processing.render import RenderedRows
-from storage.fits_rows import FitsRows
-from storage.images import flip_vertical, read_fits
+from astroflow.models.errors import ProcessingError
+from astroflow.processing.render import RenderedRows
+from astroflow.storage.fits_rows import FitsRows
+from astroflow.storage.images import flip_vertical, read_fits
 
 
 def _write(path: Path, data: np.ndarray, **cards: float) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import InvalidKeyError
-from storage.keys import safe_id, validate_container_name, validate_id, validate_key
+from astroflow.models.errors import InvalidKeyError
+from astroflow.storage.keys import safe_id, validate_container_name, validate_id, validate_key
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from storage.png import encode_rgba
+from astroflow.storage.png import encode_rgba
 
 
 @pytest.mark.parametrize("strategy", ["rle", "default"])

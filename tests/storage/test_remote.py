@@ -13,8 +13,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from models.errors import DownloadError, HashMismatchError
-from storage import RemoteData
+from astroflow.models.errors import DownloadError, HashMismatchError
+from astroflow.storage import RemoteData
+from astroflow.storage.remote import NotCachedError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,7 +131,7 @@ def test_parallel_then_second_round_makes_no_requests(
         items.append(
             {"name": f"p{i}.fits", "urls": [httpserver.url_for(f"/p{i}")], "sha256": sha(body)}
         )
-    paths = remote.fetch_many(items, progress=False)
+    paths = remote.fetch_many(items)
     assert [p.name for p in paths] == [f"p{i}.fits" for i in range(20)]
 
     def count() -> int:
@@ -142,7 +143,7 @@ def test_parallel_then_second_round_makes_no_requests(
     assert sorted(r.name for r in records) == sorted(f"p{i}.fits" for i in range(20))
     assert all(r.version == 1 and r.is_default for r in records)
     assert len(remote.cached_urls()) == 20
-    again = remote.fetch_many(items, progress=False)
+    again = remote.fetch_many(items)
     assert again == paths
     assert count() == 20  # zero new requests
 
@@ -171,17 +172,43 @@ def test_override_then_back_to_default_and_history(
     assert remote.by_hash(sha(v2)).version == 2
     assert remote.latest("ref.fits").version == 2
     assert len(remote.by_modified_time("ref.fits", after=start)) == 2
-    assert remote.by_modified_time("ref.fits", after=datetime.now(UTC) + timedelta(hours=1)) == []
+    with pytest.raises(NotCachedError, match=r"'ref\.fits': none of its 2 version\(s\)"):
+        remote.by_modified_time("ref.fits", after=datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(NotCachedError, match="is not cached"):
+        remote.by_modified_time("never.fits", after=start)
+    with pytest.raises(NotCachedError, match="no cached file has the hash"):
+        remote.by_hash(sha(b"never downloaded"))
     assert use() == v1
     assert _hits(httpserver, "/v1") == 1
 
 
 def test_skip_hash_check(remote: RemoteData, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/c").respond_with_data(b"changed upstream")
+    url = httpserver.url_for("/c")
     with remote.skip_hash_check():
-        path = remote.fetch("c.dat", [httpserver.url_for("/c")], sha(b"old"))
+        path = remote.fetch("c.dat", [url], sha(b"old"))
+        assert remote.fetch("c.dat", [url], sha(b"old")) == path  # no second download
     assert path.read_bytes() == b"changed upstream"
-    assert remote.versions("c.dat")[0].skip_hash
+    assert _hits(httpserver, "/c") == 1
+    (version,) = remote.versions("c.dat")
+    assert version.skip_hash
+    assert version.hash == "sha256:" + sha(b"changed upstream")
+    assert version.accepted_hash == "sha256:" + sha(b"old")
+    # after the block: the accepted bytes are found by name, by either hash, and by a fetch
+    assert remote.get("c.dat") == path
+    assert remote.by_hash(sha(b"old")).path == path
+    assert remote.by_hash(sha(b"changed upstream")).path == path
+    assert remote.fetch("c.dat", [url], sha(b"old")) == path
+    assert _hits(httpserver, "/c") == 1
+
+
+def test_hash_mismatch_outside_skip_block_is_not_recorded(
+    remote: RemoteData, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/d").respond_with_data(b"changed upstream")
+    with pytest.raises(HashMismatchError):
+        remote.fetch("d.dat", [httpserver.url_for("/d")], sha(b"old"))
+    assert remote.versions("d.dat") == []
 
 
 def test_verify_and_clear(remote: RemoteData, httpserver: HTTPServer) -> None:
@@ -215,7 +242,8 @@ def test_database_deleted_between_calls(tmp_path: Path, httpserver: HTTPServer) 
 
 _CHILD = """
 import sys
-from storage import RemoteData
+from astroflow.storage import RemoteData
+from astroflow.storage.remote import NotCachedError
 r = RemoteData(sys.argv[1], timeout=10)
 p = r.fetch("big.bin", [sys.argv[2]], sys.argv[3])
 print(p.stat().st_size)
@@ -255,7 +283,7 @@ def test_file_urls_and_bad_names(remote: RemoteData, tmp_path: Path) -> None:
 def test_data_cli(tmp_path: Path, httpserver: HTTPServer) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from astroflow.flows.cli import app
 
     remote = RemoteData(tmp_path / "cache")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import InvalidKeyError, RepositoryError
-from storage import open_repository
-from storage.repository import Repository
+from astroflow.models.errors import InvalidKeyError, RepositoryError
+from astroflow.storage import open_repository
+from astroflow.storage.repository import Repository
 from tests.conftest import AZURE_ENV
 
 
@@ -147,9 +147,9 @@ def test_put_tree_retries_transient_errors(repo: Repository, tmp_path: Path) -> 
             return self._flaky("put_file", *args, **kwargs)
 
     if repo.is_local:
-        import storage.repository as mod
+        from astroflow.storage.repository import local as mod
 
-        real_copy = mod._atomic_local_copy
+        real_copy = mod.files.copy_atomic
 
         def flaky_copy(src_path: str, path: str) -> None:
             calls["n"] += 1
@@ -157,11 +157,11 @@ def test_put_tree_retries_transient_errors(repo: Repository, tmp_path: Path) -> 
                 raise ConnectionError("injected")
             real_copy(src_path, path)
 
-        mod._atomic_local_copy = flaky_copy
+        mod.files.copy_atomic = flaky_copy
         try:
             repo.put_tree(src, "img3")
         finally:
-            mod._atomic_local_copy = real_copy
+            mod.files.copy_atomic = real_copy
     else:
         repo._fs = Flaky()
         repo.max_workers = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pytest_httpserver import HTTPServer
 
-from models.errors import DownloadError
-from storage.sources import query_astropix
+from astroflow.models.errors import DownloadError
+from astroflow.storage.sources import query_astropix
 
 BAD_FEEDS = {
     "not-json": (b"<html>maintenance</html>", 200, "is not JSON"),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from models.errors import ProcessingError
-from storage.workspace import read_header
+from astroflow.models.errors import ProcessingError
+from astroflow.storage.headers import read_header
 
 
 @pytest.fixture

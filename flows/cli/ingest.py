@@ -1,0 +1,145 @@
+"""Commands of the ingest pipeline and of repositories: fetch, process, publish, reindex,
+ingest, ignore-rejects, repo check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from astroflow.flows.cli.common import (
+    AzureConnEnv,
+    Repo,
+    WorkDirArg,
+    app,
+    fail,
+    print_summaries,
+    run_stage,
+)
+
+repo_app = typer.Typer(help="Inspect data repositories.", no_args_is_help=True)
+app.add_typer(repo_app, name="repo")
+
+
+@repo_app.command("check")
+def repo_check(
+    url: Annotated[str, typer.Argument(help="Repository URL or local path.")],
+    azure_conn_env: AzureConnEnv = None,
+) -> None:
+    """Open a repository, list its top level, and report reachability and write permission."""
+    from astroflow.models.errors import AstroflowError
+    from astroflow.storage import open_repository
+
+    try:
+        repo = open_repository(url, azure_conn_env=azure_conn_env)
+    except AstroflowError as exc:
+        raise fail(str(exc)) from None
+    result = repo.check()
+    typer.echo(f"repository: {result.url} ({result.backend})")
+    typer.echo(f"reachable:  {'yes' if result.reachable else 'no'}")
+    typer.echo(f"writable:   {'yes' if result.writable else 'no'}")
+    if result.reachable:
+        shown = ", ".join(result.entries[:20]) or "(empty)"
+        more = f" ... ({len(result.entries)} entries)" if len(result.entries) > 20 else ""
+        typer.echo(f"top level:  {shown}{more}")
+    if result.error:
+        typer.echo(f"error:      {result.error}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+Force = Annotated[bool, typer.Option(help="Fetch even published images.")]
+Limit = Annotated[int | None, typer.Option(help="Fetch at most this many.")]
+
+
+def _fetching_command(name: str, flow_name: str, doc: str) -> None:
+    """Register a command that runs a fetching flow of :mod:`astroflow.flows.ingest`."""
+
+    def command(
+        repo: Repo,
+        workdir: WorkDirArg,
+        azure_conn_env: AzureConnEnv = None,
+        force: Force = False,
+        limit: Limit = None,
+    ) -> None:
+        from astroflow.flows import ingest
+
+        print_summaries(
+            run_stage(
+                getattr(ingest, flow_name),
+                repository=repo,
+                work_dir=workdir,
+                azure_conn_env=azure_conn_env,
+                force=force,
+                limit=limit,
+            )
+        )
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+_fetching_command(
+    "fetch",
+    "fetch_images",
+    "Download new or changed images from the repository's source into WORKDIR/cache_todo.",
+)
+_fetching_command("ingest", "ingest_images", "fetch, process, publish and reindex in one run.")
+
+
+@app.command("process")
+def process_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    png_level: Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")] = 1,
+) -> None:
+    """Tile fetched images into WORKDIR/out_todo (tiles, thumbnail, WTML)."""
+    from astroflow.flows.ingest import process_images
+
+    print_summaries(
+        run_stage(
+            process_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            png_level=png_level,
+        )
+    )
+
+
+@app.command("publish")
+def publish_cmd(repo: Repo, workdir: WorkDirArg, azure_conn_env: AzureConnEnv = None) -> None:
+    """Upload processed images to the repository, index.wtml last."""
+    from astroflow.flows.ingest import publish_images
+
+    print_summaries(
+        run_stage(publish_images, repository=repo, work_dir=workdir, azure_conn_env=azure_conn_env)
+    )
+
+
+@app.command("reindex")
+def reindex_cmd(
+    repo: Repo,
+    workdir: Annotated[str | None, typer.Argument(help="Unused; accepted for symmetry.")] = None,
+    azure_conn_env: AzureConnEnv = None,
+) -> None:
+    """Rewrite the repository's root index.wtml from the published images, newest first."""
+    from astroflow.flows.ingest import reindex_repository
+
+    print_summaries(run_stage(reindex_repository, repository=repo, azure_conn_env=azure_conn_env))
+
+
+@app.command("ignore-rejects")
+def ignore_rejects_cmd(
+    repo: Repo, workdir: WorkDirArg, azure_conn_env: AzureConnEnv = None
+) -> None:
+    """Write skip.flag into the repository for every candidate fetch rejected."""
+    from astroflow.flows.ingest import ignore_rejects
+
+    written, errors = run_stage(
+        ignore_rejects, repository=repo, work_dir=workdir, azure_conn_env=azure_conn_env
+    )
+    typer.echo(f"ignore-rejects: written={len(written)} failed={len(errors)}")
+    for report in errors.reports:
+        typer.echo(f"  {report.one_line()}")
