@@ -19,6 +19,7 @@ from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.rules import load_rules
 from astroflow.processing.organiser import match_calibrations
 from astroflow.storage import catalog
+from astroflow.storage.frames import sweep_pixel_caches
 from astroflow.storage.workspace import Workspace
 from astroflow.tasks.cascade import RECIPE_TASKS
 
@@ -49,7 +50,7 @@ def cascade_levels(
     workspace: str, session: str, overwrite: bool, recipes: list[str] | None
 ) -> CascadeSummary:
     logger = get_run_logger()
-    ws = Workspace.open(workspace)
+    ws = Workspace.open(workspace, writable=True)
     db = ws.database()
     rules = load_rules(ws.session_row(session).rules)
     qc_ranges = ws.qc_ranges(session)
@@ -132,11 +133,15 @@ def cascade_levels(
     catalog.replace_sofs(db, session, sofs)
     ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
     failed = {r.product for r in results if r.status == "fail"} | set(errors.failed_inputs())
+    reasons = {r.product: catalog.reason_of(r.message) for r in results if r.status == "fail"}
+    for report in errors.critical:
+        reasons.setdefault(report.inputs[0], f"{report.error_type}: {report.message}")
     summary = CascadeSummary(
         session=session,
         made=tuple(r.product for r in results if r.outcome == "made"),
         skipped=tuple(r.product for r in results if r.outcome == "skipped"),
         failed=tuple(sorted(failed)),
+        reasons=reasons,
         incomplete=tuple(incomplete),
         substitutions=tuple(substitutions),
         recipe_seconds=sum(r.seconds for r in results),
@@ -213,9 +218,12 @@ def calibration_cascade(
         ``threads``, ``dask-local`` (a Dask LocalCluster of 2 workers) or ``tcp://host:port``
         (an existing Dask scheduler).
     """
-    ws = Workspace.open(workspace)
+    ws = Workspace.open(workspace, writable=True)
     session = ws.resolve_session(session)
     ws.ensure_session_dirs(session)
+    swept = sweep_pixel_caches(ws.session_dir(session))
+    if swept:
+        get_run_logger().info("removed %d pixel cache(s) left by killed runs", swept)
     runner = make_task_runner(task_runner)
     return cascade_levels.with_options(task_runner=runner)(
         str(ws.root), session, overwrite, recipes

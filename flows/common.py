@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,29 @@ from prefect.artifacts import (
 )
 from prefect.futures import PrefectFuture
 
-from astroflow.models.errors import ErrorReport, ErrorStack
+from astroflow.models.errors import AstroflowError, ErrorReport, ErrorStack
+
+
+class ExpectedErrorsInOneLine(logging.Filter):
+    """Drop the traceback of log records about an error we raised on purpose (an
+    :class:`AstroflowError`: bad input we recognised); unexpected errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], AstroflowError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def log_expected_errors_in_one_line() -> None:
+    """Install :class:`ExpectedErrorsInOneLine` on Prefect's run loggers (once)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedErrorsInOneLine) for f in logger.filters):
+            logger.addFilter(ExpectedErrorsInOneLine())
+
+
+log_expected_errors_in_one_line()
 
 
 def collect(

@@ -47,7 +47,7 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     session = night.prepare.session
     statuses = catalog.status_rows(db, session)
     products = tuple(
-        (name, status, (message or "").split(" [inputs")[0])
+        (name, catalog.shown_status(status, message), catalog.reason_of(message))
         for name, (status, message) in sorted(statuses.items())
     )
     qc = tuple((q.product, q.qc_name, q.value, q.flag) for q in catalog.qc_rows(db, session))

@@ -14,7 +14,12 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from astroflow.flows.common import collect, publish_errors
-from astroflow.models.errors import ErrorReport, ErrorStack, InvalidKeyError
+from astroflow.models.errors import (
+    ErrorReport,
+    ErrorStack,
+    InvalidKeyError,
+    RepositoryUnreachableError,
+)
 from astroflow.models.ingest import MARKER, StageSummary
 from astroflow.storage.images import DEFAULT_PNG_LEVEL
 from astroflow.storage.keys import validate_id
@@ -129,8 +134,13 @@ def process_images(
 def publish_images(
     repository: str, work_dir: str, azure_conn_env: str | None = None
 ) -> StageSummary:
-    """Upload every processed image (``out_todo``) to the repository, ``index.wtml`` last."""
+    """Upload every processed image (``out_todo``) to the repository, ``index.wtml`` last.
+
+    A repository that does not answer stops the run (it fails, nothing is marked published):
+    before the first upload, or as soon as the repository's circuit breaker opens.
+    """
     logger = get_run_logger()
+    open_repository(repository, azure_conn_env=azure_conn_env).require_reachable()
     wd = WorkDir(work_dir).ensure()
     wd.clean_partials("out_todo")
     ids = wd.ids("out_todo")
@@ -143,6 +153,12 @@ def publish_images(
     )
     logger.info("%s", summary.line())
     publish_errors(errors, "publish-errors", "Publish errors")
+    unreachable = [r for r in errors.reports if r.error_type == RepositoryUnreachableError.__name__]
+    if unreachable:
+        raise RepositoryUnreachableError(
+            f"{unreachable[0].message} ({len(done)} image(s) published, "
+            f"{len(summary.failed)} not: the run could not proceed)"
+        )
     return summary
 
 

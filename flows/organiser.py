@@ -37,7 +37,7 @@ def prepare_workspace(
         session's.
     """
     logger = get_run_logger()
-    ws = Workspace.open(workspace)
+    ws = Workspace.open(workspace, writable=True)
     db = ws.database()
     session = ws.current_or_first_session(rules or DEFAULT_RULESET)
     ruleset = load_rules(rules or ws.session_row(session).rules)
@@ -102,7 +102,7 @@ def refresh_session(workspace: str, session: str | None = None) -> tuple[str, in
     session, written
         The session's id and the number of SOF files written or removed.
     """
-    ws = Workspace.open(workspace)
+    ws = Workspace.open(workspace, writable=True)
     row = ws.session_row(session)
     ws.ensure_session_dirs(row.name)
     written, _ = write_sofs_task(str(ws.root), ws.database_url, load_rules(row.rules), row.name)

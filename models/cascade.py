@@ -53,6 +53,7 @@ class CascadeSummary(BaseModel):
     made: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    reasons: dict[str, str] = {}  # failed product -> why (its recipe's error or its QC)
     incomplete: tuple[tuple[str, str], ...] = ()  # (set, reason)
     substitutions: tuple[str, ...] = ()
     recipe_seconds: float = 0.0  # sum of the recipes' own time

@@ -61,6 +61,10 @@ class RepositoryError(AstroflowError):
     """A repository could not be opened, read or written."""
 
 
+class RepositoryUnreachableError(RepositoryError):
+    """The repository does not answer (refused, reset, timed out): the run cannot proceed."""
+
+
 class WcsError(ProcessingError):
     """An image has no usable celestial TAN WCS."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Azure credential variables adlfs may read; their values are redacted from every message.
@@ -40,6 +41,19 @@ class Settings(BaseSettings):
         default true); false keeps them in memory.
     verbose
         Debug logging on the command line (``ASTROFLOW_VERBOSE``).
+    http_connect_timeout, http_read_timeout
+        Seconds to wait for an HTTP server to accept a connection, and for each read of its
+        answer (feeds and downloads; ``ASTROFLOW_HTTP_CONNECT_TIMEOUT``,
+        ``ASTROFLOW_HTTP_READ_TIMEOUT``).
+    http_attempts
+        Tries of a feed query or a download from one mirror on connection faults, timeouts and
+        5xx answers (``ASTROFLOW_HTTP_ATTEMPTS``).
+    azure_connect_timeout, azure_read_timeout
+        Seconds to wait for Azure Blob storage to accept a connection, and for each read
+        (``ASTROFLOW_AZURE_CONNECT_TIMEOUT``, ``ASTROFLOW_AZURE_READ_TIMEOUT``).
+    azure_sdk_retries
+        Retries of the Azure SDK itself per request (``ASTROFLOW_AZURE_SDK_RETRIES``, default
+        0: the repository's own retries, with its circuit breaker, do the retrying).
     """
 
     model_config = SettingsConfigDict(env_prefix="ASTROFLOW_", frozen=True)
@@ -49,6 +63,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     cache: bool = True
     verbose: bool = False
+    http_connect_timeout: float = Field(default=10.0, gt=0)
+    http_read_timeout: float = Field(default=30.0, gt=0)
+    http_attempts: int = Field(default=3, ge=1)
+    azure_connect_timeout: float = Field(default=5.0, gt=0)
+    azure_read_timeout: float = Field(default=20.0, gt=0)
+    azure_sdk_retries: int = Field(default=0, ge=0)
 
 
 def environment_variable(name: str) -> str | None:

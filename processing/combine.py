@@ -4,6 +4,10 @@
                              axis=0).mean(axis=0)
 
 but more than an order of magnitude faster and in bounded memory: the caller feeds row chunks.
+The kernels are cached by numba (``cache=True``) under this file's ``__pycache__``, keyed by
+the file's path and modification time, and they record the module's import name
+(``astroflow.processing.combine``): a change of import name must come with a change of this
+file, or the stale cache would import the old name.
 
 Algorithm (numba, parallel over blocks of ``BLOCK`` pixels of one row, SIMD across the pixels
 of a block):

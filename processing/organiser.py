@@ -266,10 +266,6 @@ def match_calibrations(
     for recipe in rules.recipes:
         for need in recipe.needs:
             needs_by_recipe[need.recipe].add(tuple(need.match))
-    failed_names: dict[str, list[str]] = defaultdict(list)
-    for p in products:
-        if statuses.get(p.name) == "fail":
-            failed_names[p.recipe].append(p.name)
     sofs: list[SofPlan] = []
     sorted_cache: dict[tuple, dict[float, tuple[list[float], list[ProductPlan]]]] = {}
     for target in sorted(sets, key=lambda s: (s.recipe_order, s.name)):
@@ -288,8 +284,9 @@ def match_calibrations(
             candidates = usable.get(index, [])
             if not candidates:
                 wanted = ", ".join(f"{k}={target.key(k)}" for k in need.match)
-                failed = failed_names.get(need.recipe, [])
-                extra = f" (failed: {', '.join(failed[:3])})" if failed else ""
+                # only the candidates that matched this set, nearest first
+                failed = sorted(failed_usable.get(index, []), key=lambda p: _rank(need, target, p))
+                extra = f" (failed: {', '.join(p.name for p in failed[:3])})" if failed else ""
                 reasons.append(f"no {need.tag} with {wanted}{extra}")
                 continue
             best = _nearest(need, target, candidates, sorted_cache, index)

@@ -22,6 +22,7 @@ from astroflow.models.tables import (
 )
 from astroflow.storage.database import Database
 from astroflow.storage.inventory import FileStat
+from astroflow.storage.owners import owner_gone
 
 FRAME_FIELDS = (
     "kind",
@@ -397,6 +398,30 @@ def claim(
             .values(status="fail", message=message, updated_at=sa.func.now())
         ).rowcount
     return bool(updated)
+
+
+def claim_state(message: str | None) -> str | None:
+    """For a status message that is a claim (``started by <owner> ...``): ``"interrupted"``
+    when its owner is a process of this host that is gone (killed mid-product: not a failure
+    of the product), else ``"running"``; None for any other message."""
+    text = message or ""
+    if not text.startswith(f"{CLAIM_PREFIX} by "):
+        return None
+    owner = text[len(CLAIM_PREFIX) + 4 :].split(" ", 1)[0]
+    return "interrupted" if owner_gone(owner) else "running"
+
+
+def reason_of(message: str | None) -> str:
+    """A status message without the inputs' fingerprint it carries (`` [inputs <hex>]``)."""
+    text = message or ""
+    head, sep, tail = text.rpartition(" [inputs ")
+    return head if sep and tail.endswith("]") else text
+
+
+def shown_status(status: str, message: str | None) -> str:
+    """The status a person should read: a claim shows as ``running`` or ``interrupted``
+    instead of the ``fail`` it is stored as (so that a crash never reads as a pass)."""
+    return claim_state(message) or status
 
 
 def add_qc(db: Database, rows: list[dict]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,11 +112,90 @@ def forget_migration(url: str) -> None:
         engine.dispose()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other databases and in-memory ones)."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def _read_only_engine(path: Path) -> Engine:
+    """An engine on a SQLite file that cannot be written (a read-only folder or mount):
+    ``immutable`` lets SQLite read a WAL database without creating its ``-shm`` file.
+
+    Raises
+    ------
+    ConfigError
+        When the file does not exist or holds an older schema (it would need migrating).
+    """
+    if not path.exists():
+        raise ConfigError(
+            f"{path.parent} is read-only and holds no database {path.name}: run the command "
+            "that creates it (`astroflow prep`) where the folder is writable"
+        )
+    # mode=ro reads the WAL through an existing -shm file; without one (a checkpointed
+    # database), immutable=1 reads the main file alone.
+    problem: Exception | None = None
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        url = f"sqlite:///file:{path}?{flags}&uri=true"
+        engine = _ENGINES.get(url) or sa.create_engine(
+            url, connect_args={"check_same_thread": False}
+        )
+        try:
+            with engine.connect() as conn:
+                version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except sa.exc.DatabaseError as exc:
+            problem = exc.orig
+            engine.dispose()
+            continue
+        _ENGINES[url] = engine
+        break
+    else:
+        raise ConfigError(f"{path}: not a readable astroflow database ({problem})")
+    if version != _head_revision():
+        raise ConfigError(
+            f"{path} holds schema {version}, this astroflow needs {_head_revision()}, and the "
+            "folder is read-only: upgrade it where it is writable"
+        )
+    return engine
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (false on a read-only mount, too)."""
+    return os.access(folder, os.W_OK)
+
+
 class Database:
-    """A migrated database for one workspace."""
+    """A migrated database for one workspace (or a cache of the remote data manager).
+
+    A SQLite file in a folder that cannot be written (a read-only mount) is opened read-only
+    instead of migrated: listings work, writes fail with the database's own error.
+
+    Attributes
+    ----------
+    read_only
+        Whether the database was opened read-only.
+    """
 
     def __init__(self, workspace: str | Path, url: str | None = None) -> None:
         self.url = url or database_url(workspace)
+        path = sqlite_path(self.url)
+        self.read_only = path is not None and not writable(path.parent)
+        if self.read_only:
+            assert path is not None
+            self.engine = _read_only_engine(path)
+            return
         self.engine = engine_for(self.url)
         migrate(self.engine)
 

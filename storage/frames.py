@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
+import socket
 import tempfile
 import uuid
 import warnings
@@ -25,6 +27,7 @@ from astroflow.models.errors import ProcessingError
 from astroflow.models.settings import Settings
 from astroflow.storage.files import atomic_write
 from astroflow.storage.fits_rows import FitsRows, require_complete
+from astroflow.storage.owners import process_gone
 from astroflow.storage.png import encode_rgba
 
 
@@ -86,14 +89,21 @@ class RawRows(FitsRows):
         super().__init__(hdul, hdu, shape)
 
 
+CACHE_PREFIX = "astroflow-cache-"
+
+
 class PixelCache:
-    """Pre-processed frames held on disk as ``.npy`` memory maps (or in memory)."""
+    """Pre-processed frames held on disk as ``.npy`` memory maps (or in memory).
+
+    The folder is named for its owner (``astroflow-cache-<pid>@<host>@<random>``) so that the
+    caches of a killed run can be told from those of a running one
+    (:func:`sweep_pixel_caches`).
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         self.on_disk = cache_enabled()
-        self.root = (
-            Path(tempfile.mkdtemp(prefix="astroflow-cache-", dir=root)) if self.on_disk else None
-        )
+        prefix = f"{CACHE_PREFIX}{os.getpid()}@{socket.gethostname()}@"
+        self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=root)) if self.on_disk else None
         self._items: list[np.ndarray] = []
 
     def add(self, array: np.ndarray) -> np.ndarray:
@@ -110,6 +120,21 @@ class PixelCache:
         self._items.clear()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def sweep_pixel_caches(root: Path) -> int:
+    """Remove the pixel caches under ``root`` whose owner process (of this host) is gone: the
+    leftovers of a run that was killed. Returns how many were removed."""
+    gone = 0
+    if not root.is_dir():
+        return 0
+    for path in root.glob(f"{CACHE_PREFIX}*"):
+        pid, _, rest = path.name.removeprefix(CACHE_PREFIX).partition("@")
+        host = rest.split("@", 1)[0]
+        if path.is_dir() and process_gone(host, pid):
+            shutil.rmtree(path, ignore_errors=True)
+            gone += 1
+    return gone
 
 
 def inputs_hash(paths: Sequence[Path]) -> str:

@@ -93,14 +93,25 @@ class LoadedImage:
             self.pixels.close()
 
 
-def read_fits(path: Path) -> LoadedImage:
+def one_line(exc: BaseException | str) -> str:
+    """An error's text on one line (wcslib and astropy write several)."""
+    return " ".join(str(exc).split())
+
+
+def read_fits(path: Path, label: str | None = None) -> LoadedImage:
     """The first 2-D image HDU of a FITS file and its celestial WCS (None if it has none).
+
+    Parameters
+    ----------
+    label
+        How errors name the file (the user's path or URL; default: the file name).
 
     Raises
     ------
     ProcessingError
-        For a corrupt or truncated file or one with no 2-D image.
+        For a corrupt or truncated file or one with no 2-D image, named once, on one line.
     """
+    label = label or path.name
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
 
@@ -122,7 +133,7 @@ def read_fits(path: Path) -> LoadedImage:
                     try:
                         wcs = WCS(hdu.header, naxis=2)
                     except Exception as exc:
-                        raise WcsError(f"{path.name}: unreadable WCS: {exc}") from exc
+                        raise WcsError(f"unreadable WCS: {one_line(exc)}") from exc
                     wcs = wcs if wcs.has_celestial else None
                     if lazy and type(hdu) in (fits.PrimaryHDU, fits.ImageHDU):
                         require_complete(hdu, path)
@@ -135,20 +146,26 @@ def read_fits(path: Path) -> LoadedImage:
                 raise
             hdul.close()
     except (WcsError, ProcessingError) as exc:
-        raise type(exc)(f"{path.name}: {exc}") from exc
+        raise type(exc)(f"{label}: {one_line(exc)}") from exc
     except Exception as exc:
-        raise ProcessingError(f"{path.name}: not a readable FITS file: {exc}") from exc
-    raise ProcessingError(f"{path.name}: no 2-D image HDU")
+        raise ProcessingError(f"{label}: not a readable FITS file: {one_line(exc)}") from exc
+    raise ProcessingError(f"{label}: no 2-D image HDU")
 
 
-def read_picture(path: Path, *, want_avm: bool = True) -> LoadedImage:
+def read_picture(path: Path, *, want_avm: bool = True, label: str | None = None) -> LoadedImage:
     """A JPEG/PNG/TIFF as ``(H, W, 3|4)`` uint8 and its AVM WCS (rows counted from the top).
+
+    Parameters
+    ----------
+    label
+        How errors name the file (the user's path or URL; default: the file name).
 
     Raises
     ------
     ProcessingError
         For a corrupt, truncated or oversized file.
     """
+    label = label or path.name
     try:
         img = Image.open(path)
         img.load()
@@ -156,37 +173,39 @@ def read_picture(path: Path, *, want_avm: bool = True) -> LoadedImage:
         if img.mode != mode:
             img = img.convert(mode)
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError...
-        raise ProcessingError(f"{path.name}: not a readable image: {exc}") from exc
-    wcs = _avm_wcs(path, img.width, img.height) if want_avm else None
+        raise ProcessingError(f"{label}: not a readable image: {one_line(exc)}") from exc
+    wcs = _avm_wcs(path, img.width, img.height, label) if want_avm else None
     return LoadedImage(PictureRows(img), wcs, "picture")
 
 
-def _avm_wcs(path: Path, width: int, height: int) -> Any | None:
+def _avm_wcs(path: Path, width: int, height: int, label: str) -> Any | None:
+    """The WCS of the picture's AVM tags; None when it carries no XMP/AVM at all."""
     from pyavm import AVM, NoAVMPresent
+    from pyavm.exceptions import NoXMPPacketFound
 
     try:
         avm = AVM.from_image(str(path))
-    except NoAVMPresent:
+    except (NoAVMPresent, NoXMPPacketFound):  # no tags at all: not "unreadable"
         return None
     except Exception as exc:
-        raise WcsError(f"{path.name}: unreadable AVM tags: {exc}") from exc
+        raise WcsError(f"{label}: unreadable AVM tags: {one_line(exc)}") from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wcs = avm.to_wcs(target_shape=(width, height))
     except Exception as exc:
-        raise WcsError(f"{path.name}: AVM tags give no WCS: {exc}") from exc
+        raise WcsError(f"{label}: AVM tags give no WCS: {one_line(exc)}") from exc
     return wcs
 
 
-def read_image(path: Path, *, want_wcs: bool = True) -> LoadedImage:
-    """Read any supported image, dispatching on its suffix."""
+def read_image(path: Path, *, want_wcs: bool = True, label: str | None = None) -> LoadedImage:
+    """Read any supported image, dispatching on its suffix; errors name it ``label``."""
     kind = image_kind(path.name)
     if kind == "fits":
-        return read_fits(path)
+        return read_fits(path, label)
     if kind == "picture":
-        return read_picture(path, want_avm=want_wcs)
-    raise ProcessingError(f"{path.name}: unsupported image type")
+        return read_picture(path, want_avm=want_wcs, label=label)
+    raise ProcessingError(f"{label or path.name}: unsupported image type")
 
 
 def _encode_png(tile: Any, out_dir: str, level: int) -> int:

@@ -25,6 +25,7 @@ from astroflow.models.rules import DEFAULT_RULESET
 from astroflow.models.tables import Session
 from astroflow.storage import catalog
 from astroflow.storage.database import Database, database_url
+from astroflow.storage.database import writable as folder_writable
 from astroflow.storage.files import write_bytes_atomic
 from astroflow.storage.keys import validate_session_id
 
@@ -51,17 +52,28 @@ class Workspace:
     database_url: str
 
     @classmethod
-    def open(cls, path: str | Path, url: str | None = None) -> Workspace:
+    def open(cls, path: str | Path, url: str | None = None, *, writable: bool = False) -> Workspace:
         """The workspace at ``path`` (``~`` expanded, made absolute).
+
+        Parameters
+        ----------
+        writable
+            The caller will write there (prepare, calibrate, sessions): refuse a workspace
+            that cannot be written before anything starts.
 
         Raises
         ------
         ConfigError
-            When ``path`` is not a folder.
+            When ``path`` is not a folder, or is read-only and ``writable`` was asked for.
         """
         root = Path(path).expanduser().resolve()
         if not root.is_dir():
             raise ConfigError(f"workspace {str(path)!r} is not a folder")
+        if writable and not folder_writable(root):
+            raise ConfigError(
+                f"workspace {root} is read-only: frames, SOF files, products and the database "
+                "are written there; make it writable (or work on a copy)"
+            )
         return cls(root, url or database_url(root))
 
     @classmethod

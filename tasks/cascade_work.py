@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +41,7 @@ from astroflow.storage.frames import (
     read_header,
     write_product,
 )
+from astroflow.storage.owners import owner_id
 from astroflow.storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -114,6 +112,25 @@ def _all_inputs(inp: RecipeInput) -> list[Path]:
     return [Path(p) for p in inp.raw] + [Path(p) for _, p in inp.calibrations]
 
 
+def _of_common_shape(frames: list[Any]) -> tuple[list[Any], list[str]]:
+    """The frames of the set's shape (the most common one; ties: the first frame's), and a
+    reason for each other frame, which is dropped like an unreadable one."""
+    if not frames:
+        return frames, []
+    counts: dict[tuple[int, ...], int] = {}
+    for f in frames:
+        counts[f.shape] = counts.get(f.shape, 0) + 1
+    shape = max(counts, key=lambda s: (counts[s], s == frames[0].shape))
+    keep = [f for f in frames if f.shape == shape]
+    odd = [
+        f"{f.path.name}: shape {f.shape[1]}x{f.shape[0]} differs from the set's "
+        f"{shape[1]}x{shape[0]} (dropped)"
+        for f in frames
+        if f.shape != shape
+    ]
+    return keep, odd  # ``opened`` closes every frame, the dropped ones too
+
+
 def _combine_recipe(
     inp: RecipeInput, prepare: Callable[[np.ndarray, Path], np.ndarray] | None
 ) -> tuple[np.ndarray, list[str], list[Path]]:
@@ -121,6 +138,8 @@ def _combine_recipe(
     paths = [Path(p) for p in inp.raw]
     with opened(paths) as (frames, bad):
         dropped = [reason for _, reason in bad]
+        frames, odd = _of_common_shape(frames)
+        dropped += odd
         good_paths = [f.path for f in frames]
         if prepare is not None:
             cache = PixelCache(Workspace.at(inp.workspace, inp.db_url).session_dir(inp.session))
@@ -128,7 +147,15 @@ def _combine_recipe(
                 readers = []
                 for frame in list(frames):
                     try:
-                        readers.append(cache.add(prepare(frame[:], frame.path)))
+                        pixels = frame[:]
+                        try:
+                            prepared = prepare(pixels, frame.path)
+                        except ValueError as exc:  # numpy: shapes do not broadcast
+                            raise ProcessingError(
+                                f"{frame.path.name}: shape {pixels.shape} does not fit the "
+                                f"set's calibrations ({exc})"
+                            ) from None
+                        readers.append(cache.add(prepared))
                     except ProcessingError as exc:
                         dropped.append(str(exc))
                         good_paths.remove(frame.path)
@@ -146,9 +173,6 @@ def _combine_recipe(
                     f"{inp.set_name}: only {len(frames)} usable frame(s), need {inp.min_frames}: "
                     f"{'; '.join(dropped)}"
                 )
-            shapes = {f.shape for f in frames}
-            if len(shapes) != 1:
-                raise CalibrationError(f"{inp.set_name}: frames differ in shape: {shapes}")
             master = combine(frames, frames[0].shape)
     return master, dropped, good_paths
 
@@ -232,10 +256,10 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                 message=message or "",
                 substitutions=inp.substitutions,
             )
-    if previous is not None and _abandoned(previous[1]):
+    if previous is not None and catalog.claim_state(previous[1]) == "interrupted":
         # a claim left by a process of this host that no longer runs (killed): take it over
         catalog.set_status(db, inp.session, inp.product, "fail", f"abandoned claim: {previous[1]}")
-    owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    owner = owner_id()
     if not catalog.claim(db, inp.session, inp.product, fingerprint, owner, overwrite=inp.overwrite):
         return _wait_for_other(db, inp, out, fingerprint)
     try:
@@ -249,13 +273,9 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         catalog.set_status(db, inp.session, inp.product, "fail", message)
         raise
     except Exception as exc:
-        catalog.set_status(
-            db,
-            inp.session,
-            inp.product,
-            "fail",
-            f"{type(exc).__name__}: {exc} [inputs {fingerprint}]",
-        )
+        # unexpected (a bug, the environment): recorded without the inputs' fingerprint, so
+        # the next run tries again instead of skipping it as a known failure
+        catalog.set_status(db, inp.session, inp.product, "fail", f"{type(exc).__name__}: {exc}")
         raise
     failures = qc_failures(qc, inp.qc_ranges)
     catalog.add_qc(
@@ -301,25 +321,6 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         dropped=tuple(dropped),
         substitutions=inp.substitutions,
     )
-
-
-def _abandoned(message: str | None) -> bool:
-    """True for a claim made on this host by a process that is gone."""
-    text = message or ""
-    if not text.startswith(f"{catalog.CLAIM_PREFIX} by "):
-        return False
-    owner = text[len(catalog.CLAIM_PREFIX) + 4 :].split(" ", 1)[0]
-    host, _, rest = owner.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _wait_for_other(

@@ -6,8 +6,11 @@ Place), never pixels.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 
+from astroflow.models.errors import RepositoryUnreachableError
 from astroflow.models.ingest import Candidate, ImageManifest
 from astroflow.models.repository import PutTreeResult
 from astroflow.storage.images import DEFAULT_PNG_LEVEL
@@ -44,7 +47,20 @@ def process_image_task(
     )
 
 
-@task(name="publish-image", task_run_name="publish-{image_id}", retries=2, retry_delay_seconds=2)
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a publish unless the repository is unreachable (its breaker is open: waiting
+    would only repeat the answer)."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, RepositoryUnreachableError)
+
+
+@task(
+    name="publish-image",
+    task_run_name="publish-{image_id}",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_worth_retrying,
+)
 def publish_image_task(
     image_id: str, repository: str, work_dir: str, azure_conn_env: str | None = None
 ) -> PutTreeResult:

@@ -4,17 +4,19 @@ subprocesses call them directly); :mod:`tasks.ingest` wraps each in a Prefect ta
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from astroflow.models import astroflow_version
-from astroflow.models.errors import ProcessingError, WcsError
+from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError
 from astroflow.models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
 from astroflow.models.repository import PutTreeResult
 from astroflow.processing.render import RenderedRows
@@ -31,6 +33,7 @@ from astroflow.storage.images import (
     DEFAULT_PNG_LEVEL,
     LoadedImage,
     flip_vertical,
+    one_line,
     read_image,
     write_thumbnail,
     write_tiles,
@@ -67,12 +70,20 @@ def fetch_image(
     cid = candidate.id
     if repo.exists(f"{cid}/{SKIP_FLAG}"):
         return "ignored"
-    if not force and repo.exists(f"{cid}/{MARKER}"):
+    published = repo.exists(f"{cid}/{MARKER}")
+    manifest: ImageManifest | None = None
+    if published:
         try:
             manifest = ImageManifest.model_validate_json(repo.read_bytes(f"{cid}/{MANIFEST}"))
         except FileNotFoundError:
-            return "done"  # published by toasty: no manifest, nothing to compare
-        if manifest.last_updated == candidate.last_updated:
+            manifest = None  # published by toasty: no manifest, nothing to compare
+    if manifest is not None and manifest.source_id != candidate.source_id:
+        raise InvalidKeyError(
+            f"{candidate.source_id} gives the id {cid!r}, which the repository already holds "
+            f"for {manifest.source_id}: not fetched (rename one, or write skip.flag)"
+        )
+    if not force and published:
+        if manifest is None or manifest.last_updated == candidate.last_updated:
             return "done"
         log.info(
             "%s changed upstream (%s -> %s): fetching again",
@@ -90,8 +101,29 @@ def fetch_image(
     part = wd.partial("cache_todo", cid)
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
+    try:
+        _download_into(candidate, part, wd)
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)  # a failed fetch leaves nothing behind
+        raise
+    wd.commit("cache_todo", cid)
+    # A stale processed copy of an older version must not be published over the new one.
+    shutil.rmtree(wd.path("out_todo", cid), ignore_errors=True)
+    return "new"
+
+
+def _download_into(candidate: Candidate, part: Path, wd: WorkDir) -> None:
+    """The candidate's image, its record and its download facts into the ``.partial``
+    folder ``part``."""
+    cid = candidate.id
     image_path = part / f"image.{candidate.image_ext}"
-    if candidate.image_url.lower().startswith(("http://", "https://")):
+    is_http = candidate.image_url.lower().startswith(("http://", "https://"))
+    if not is_http and candidate.source_type not in LOCAL_SOURCES:
+        raise ProcessingError(
+            f"{candidate.image_url[:200]!r} is not an http(s) URL: a {candidate.source_type} "
+            "source may not name local files"
+        )
+    if is_http:
         # Through the remote data manager: retried, mirrored, size-checked, cached by source
         # version (a re-run after a crash does not download again).
         version = hashlib.sha256(candidate.last_updated.encode()).hexdigest()[:12]
@@ -104,12 +136,10 @@ def fetch_image(
         sha, nbytes = download(candidate.image_url, image_path)
     (part / CANDIDATE_FILE).write_text(candidate.model_dump_json(indent=2), encoding="utf-8")
     write_json_atomic(part / "download.json", {"sha256": sha, "bytes": nbytes})
-    wd.commit("cache_todo", cid)
-    # A stale processed copy of an older version must not be published over the new one.
-    shutil.rmtree(wd.path("out_todo", cid), ignore_errors=True)
-    return "new"
 
 
+# Sources whose images are files the operator configured (not names a feed chose).
+LOCAL_SOURCES = frozenset({"folder", "workspace"})
 _REMOTES: dict[Path, Any] = {}
 _REMOTES_LOCK = threading.Lock()
 
@@ -117,12 +147,25 @@ _REMOTES_LOCK = threading.Lock()
 def _remote(cache: Path) -> Any:
     """One :class:`storage.remote.RemoteData` per download cache (imported lazily: tiling
     alone does not need an HTTP client or a database)."""
+    from astroflow.models.settings import Settings
     from astroflow.storage.remote import RemoteData
 
     with _REMOTES_LOCK:
         if cache not in _REMOTES:
-            _REMOTES[cache] = RemoteData(cache)
+            settings = Settings()
+            _REMOTES[cache] = RemoteData(
+                cache, timeout=settings.http_read_timeout, retries=settings.http_attempts
+            )
         return _REMOTES[cache]
+
+
+@contextlib.contextmanager
+def _named(label: str) -> Iterator[None]:
+    """WCS errors raised inside name the user's input once, on one line."""
+    try:
+        yield
+    except WcsError as exc:
+        raise WcsError(f"{label}: {one_line(exc)}") from None
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -167,21 +210,20 @@ def process_image(
         if not images:
             raise ProcessingError(f"{image_id}: no downloaded image in {src}")
         image_path = images[0]
-        loaded = read_image(image_path, want_wcs=candidate.avm is None)
+        label = candidate.image_url  # errors name the user's file or URL, not our copy
+        loaded = read_image(image_path, want_wcs=candidate.avm is None, label=label)
         height, width = loaded.pixels.shape[:2]
-        if candidate.avm is not None:
-            header = avm_to_header(candidate.avm, width, height)
-        elif loaded.wcs is not None:
-            try:
+        with _named(label):
+            if candidate.avm is not None:
+                header = avm_to_header(candidate.avm, width, height)
+            elif loaded.wcs is not None:
                 header = header_from_wcs(loaded.wcs)
-            except WcsError as exc:
-                raise WcsError(f"{image_path.name}: {exc}") from exc
-            if loaded.kind == "picture":  # AVM counts y from the bottom: rows from the top
-                header = flip_rows(header, height)
-        else:
-            raise WcsError(f"{image_path.name}: no celestial WCS (FITS header or AVM tags)")
-        header, flip = orient_top_down(header, height)
-        place = placement(header, width, height)  # validates before any tiling
+                if loaded.kind == "picture":  # AVM counts y from the bottom: rows from the top
+                    header = flip_rows(header, height)
+            else:
+                raise WcsError("no celestial WCS (FITS header or AVM tags)")
+            header, flip = orient_top_down(header, height)
+            place = placement(header, width, height)  # validates before any tiling
         pixels = flip_vertical(loaded.pixels) if flip else loaded.pixels
         rgba = RenderedRows(pixels) if loaded.kind == "fits" else pixels
         del pixels  # (rgba holds what is still needed)

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,50 +52,75 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 # -- Azurite --------------------------------------------------------------------------------
 
 
+class Azurite:
+    """An Azurite blob service of our own on 127.0.0.1 (a real process that can be killed)."""
+
+    def __init__(self) -> None:
+        exe = ROOT / "node_modules" / ".bin" / "azurite-blob"
+        if not exe.exists():
+            pytest.fail(
+                f"{exe} is missing: install the test services with `npm ci` (README's test command)"
+            )
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="azurite-")
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.proc.kill()
+            raise RuntimeError(
+                f"Azurite did not start: {self.proc.stderr.read().decode()[-2000:]}"
+            ) from None
+        self.conn = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};"
+        )
+
+    def kill(self) -> None:
+        """kill -9: the endpoint stops answering at once (connections refused)."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[str]:
     """Start Azurite's blob service once per test session; yields its connection string."""
-    exe = ROOT / "node_modules" / ".bin" / "azurite-blob"
-    if not exe.exists():
-        pytest.fail(
-            f"{exe} is missing: install the test services with `npm ci` (README's test command)"
-        )
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="azurite-")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port)
-    except TimeoutError:
-        proc.kill()
-        raise RuntimeError(
-            f"Azurite did not start: {proc.stderr.read().decode()[-2000:]}"
-        ) from None
-    conn = (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
-    )
-    yield conn
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(workdir, ignore_errors=True)
+    service = Azurite()
+    yield service.conn
+    service.stop()
+
+
+@pytest.fixture
+def own_azurite() -> Iterator[Azurite]:
+    """An Azurite for one test, which the test may kill."""
+    service = Azurite()
+    yield service
+    service.stop()
 
 
 @pytest.fixture
@@ -114,6 +139,62 @@ def azure_container(azurite: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     with contextlib.suppress(Exception):
         client.delete_container(name)
     client.close()
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+# -- read-only folders ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_view(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """``view(folder)``: the same folder seen through a read-only bind mount (a real
+    read-only file system: the tests run as root, which ignores permission bits)."""
+    mounts: list[Path] = []
+
+    def view(folder: Path) -> Path:
+        target = tmp_path / f"read-only-{len(mounts)}"
+        target.mkdir()
+        for args in (["--bind", str(folder)], ["-o", "remount,bind,ro"]):
+            done = subprocess.run(
+                ["mount", *args, str(target)], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                pytest.fail(f"cannot make a read-only bind mount (needs root): {done.stderr}")
+        mounts.append(target)
+        return target
+
+    yield view
+    for target in reversed(mounts):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 # -- Prefect --------------------------------------------------------------------------------

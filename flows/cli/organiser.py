@@ -43,7 +43,7 @@ def session_create(
     """Create a session and make it current."""
     from astroflow.flows.organiser import refresh_session
 
-    ws = run_stage(_workspace, path=workspace)
+    ws = run_stage(_workspace, path=workspace, writable=True)
     name = run_stage(ws.create_session, name=session_id, rules=rules)
     run_stage(refresh_session, workspace=workspace, session=name)
     typer.echo(f"session {name} created (current)")
@@ -55,7 +55,7 @@ def session_list(workspace: WorkspaceArg) -> None:
     ws = run_stage(_workspace, path=workspace)
     table(
         ["", "id", "rules", "created"],
-        [["*" if s.current else "", s.name, s.rules, s.created_at] for s in ws.sessions()],
+        [["*" if s.current else "", s.name, s.rules, s.created_at] for s in run_stage(ws.sessions)],
     )
 
 
@@ -64,7 +64,7 @@ def session_switch(
     workspace: WorkspaceArg, session_id: Annotated[str, typer.Argument(metavar="ID")]
 ) -> None:
     """Make another session current."""
-    ws = run_stage(_workspace, path=workspace)
+    ws = run_stage(_workspace, path=workspace, writable=True)
     run_stage(ws.switch_session, name=session_id)
     typer.echo(f"current session: {session_id}")
 
@@ -81,18 +81,18 @@ def session_refresh(
     typer.echo(f"session {name}: {written} SOF files written")
 
 
-def _workspace(path: str) -> Any:
+def _workspace(path: str, writable: bool = False) -> Any:
     from astroflow.storage.workspace import Workspace
 
-    return Workspace.open(path)
+    return Workspace.open(path, writable=writable)
 
 
 def _opened(workspace: str, session: str | None = None) -> tuple[Any, Any, str]:
     """The workspace, its database and the session meant (for the listings; a workspace
     without sessions lists no statuses)."""
     ws = run_stage(_workspace, path=workspace)
-    db = ws.database()
-    if session is None and not ws.sessions():
+    db = run_stage(ws.database)
+    if session is None and not run_stage(ws.sessions):
         return ws, db, ""
     return ws, db, run_stage(ws.resolve_session, session=session)
 
@@ -162,7 +162,10 @@ def list_products(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
     from astroflow.storage import catalog
 
     _, db, name = _opened(workspace, session)
-    status = catalog.statuses(db, name)
+    status = {
+        product: catalog.shown_status(st, message)
+        for product, (st, message) in catalog.status_rows(db, name).items()
+    }
     _, products = catalog.load_plan(db)
     table(
         ["product", "recipe", "tag", "path", "status"],
@@ -214,7 +217,7 @@ def calibrate_cmd(
     )
     typer.echo(s.line())
     for name in s.failed:
-        typer.echo(f"  failed {name}")
+        typer.echo(f"  failed {name}: {s.reasons.get(name, 'see the run in the Prefect UI')}")
     for name, why in s.incomplete:
         typer.echo(f"  incomplete {name}: {why}")
     for sub in s.substitutions:

@@ -29,6 +29,7 @@ from typing import IO, Any, TypeVar
 from filelock import FileLock
 
 from astroflow.models.errors import DownloadError, HashMismatchError, InvalidKeyError
+from astroflow.storage.database import writable
 from astroflow.storage.files import temp_path
 from astroflow.storage.remote.records import (
     FILES,
@@ -103,7 +104,8 @@ class RemoteData:
         max_workers: int = 8,
     ) -> None:
         self.cache_dir = Path(cache_dir).expanduser().resolve()
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not self.cache_dir.is_dir():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url or f"sqlite:///{self.cache_dir / 'remote-data.db'}"
         self.timeout = timeout
         self.retries = retries
@@ -247,6 +249,12 @@ class RemoteData:
             return rec.path
         if not req.urls:
             raise NotCachedError(f"{name!r} is not cached and no URL was given")
+        if not writable(self.cache_dir):
+            raise DownloadError(
+                f"cannot download {name!r} ({req.urls[0]}): the cache folder {self.cache_dir} "
+                "is read-only; cached files can be read, new ones need ASTROFLOW_CACHE_DIR "
+                "(or cache_dir) to name a writable folder"
+            )
         locks = self.cache_dir / "locks"
         locks.mkdir(exist_ok=True)
         with FileLock(str(locks / f"{name}.lock"), timeout=600):

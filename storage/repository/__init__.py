@@ -32,7 +32,6 @@ __all__ = [
 def open_repository(
     url: str | os.PathLike[str],
     azure_conn_env: str | None = None,
-    azure_sdk_retries: int | None = None,
     **options: Any,
 ) -> Repository:
     """Open a repository from a URL or local path.
@@ -45,9 +44,6 @@ def open_repository(
     azure_conn_env
         For Azure: the *name* of an environment variable that holds the connection string.
         Without it adlfs reads its usual variables (``AZURE_STORAGE_CONNECTION_STRING``, ...).
-    azure_sdk_retries
-        For Azure with a connection string: how many times the Azure SDK itself retries a
-        request (default: the SDK's own policy). The repository's ``retries`` apply on top.
     **options
         Passed to the repository class (``max_workers``, ``retries``, ``backoff``).
 
@@ -77,9 +73,7 @@ def open_repository(
         # adlfs and the Azure SDK are imported only for Azure repositories
         from astroflow.storage.repository.azure import AzureRepository
 
-        return AzureRepository.from_url(
-            parts, azure_conn_env=azure_conn_env, sdk_retries=azure_sdk_retries, **options
-        )
+        return AzureRepository.from_url(parts, azure_conn_env=azure_conn_env, **options)
     raise RepositoryError(
         f"unsupported repository URL scheme {scheme!r} in {text!r}: use a local path, file://, "
         "memory://, az:// or abfs://"

@@ -18,6 +18,7 @@ from azure.core import exceptions as azure_errors
 
 from astroflow.models import settings
 from astroflow.models.errors import RepositoryError
+from astroflow.models.settings import Settings
 from astroflow.storage.keys import validate_container_name, validate_key
 from astroflow.storage.repository.base import Repository, content_type_for
 
@@ -34,26 +35,52 @@ def secret_parts(conn_str: str | None) -> tuple[str, ...]:
     return tuple(p for p in parts if len(p) >= 6)
 
 
-def _filesystem(conn_str: str | None, sdk_retries: int | None) -> fsspec.AbstractFileSystem:
+def _filesystem(conn_str: str | None, env_name: str) -> fsspec.AbstractFileSystem:
+    """adlfs's filesystem; with a connection string, its client bounded by our settings.
+
+    The Azure SDK's own policy retries each request 3 times from 15 s (~78 s for a dead
+    endpoint, before our retries); with a connection string the client is rebuilt with
+    ``azure_sdk_retries`` retries from 1 s and the connect/read timeouts of the settings.
+
+    Raises
+    ------
+    RepositoryError
+        For a malformed connection string (named by the variable it came from).
+    """
     from adlfs import AzureBlobFileSystem
 
+    settings = Settings()
     kwargs: dict[str, Any] = {
         "skip_instance_cache": True,
-        "connection_timeout": 20,
-        "read_timeout": 120,
+        "connection_timeout": settings.azure_connect_timeout,
+        "read_timeout": settings.azure_read_timeout,
     }
     if conn_str:
         kwargs["connection_string"] = conn_str
-    fs = AzureBlobFileSystem(**kwargs)
-    if conn_str and sdk_retries is not None:
-        # adlfs gives no way to tune the Azure SDK's own retry policy (3 exponential retries
-        # from 15 s); rebuild its client with ours when asked.
-        from adlfs.spec import _USER_AGENT
-        from azure.storage.blob.aio import BlobServiceClient
+    try:
+        fs = AzureBlobFileSystem(**kwargs)
+        if conn_str:
+            from adlfs.spec import _USER_AGENT
+            from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 
-        fs.service_client = BlobServiceClient.from_connection_string(
-            conn_str, user_agent=_USER_AGENT, retry_total=sdk_retries
-        )
+            fs.service_client = BlobServiceClient.from_connection_string(
+                conn_str,
+                user_agent=_USER_AGENT,
+                retry_policy=ExponentialRetry(
+                    initial_backoff=1,
+                    increment_base=2,
+                    retry_total=settings.azure_sdk_retries,
+                ),
+                connection_timeout=settings.azure_connect_timeout,
+                read_timeout=settings.azure_read_timeout,
+            )
+    except (ValueError, TypeError, KeyError) as exc:
+        # the SDK's message can quote the string: say only what and where
+        raise RepositoryError(
+            f"the Azure connection string in {env_name} is malformed ({type(exc).__name__}); "
+            "expected 'DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...;"
+            "BlobEndpoint=...'"
+        ) from None
     return fs
 
 
@@ -68,6 +95,12 @@ class AzureRepository(Repository):
         azure_errors.ServiceResponseError,
         azure_errors.IncompleteReadError,
         aiohttp.ClientConnectionError,  # ServerDisconnectedError included
+    )
+    connection_faults: ClassVar[tuple[type[BaseException], ...]] = (
+        ConnectionError,
+        TimeoutError,
+        azure_errors.ServiceRequestError,
+        aiohttp.ClientConnectionError,
     )
 
     def __init__(
@@ -87,7 +120,6 @@ class AzureRepository(Repository):
         parts: SplitResult,
         *,
         azure_conn_env: str | None = None,
-        sdk_retries: int | None = None,
         **options: Any,
     ) -> AzureRepository:
         container = validate_container_name(parts.netloc)
@@ -95,7 +127,9 @@ class AzureRepository(Repository):
         if prefix:
             validate_key(prefix)
         conn_str: str | None = None
+        env_name = "AZURE_STORAGE_CONNECTION_STRING"
         if azure_conn_env:
+            env_name = azure_conn_env
             conn_str = settings.environment_variable(azure_conn_env)
             if not conn_str:
                 raise RepositoryError(
@@ -103,13 +137,14 @@ class AzureRepository(Repository):
                     "set or empty"
                 )
         env = settings.azure_environment()
+        conn_str = conn_str or env.get("AZURE_STORAGE_CONNECTION_STRING")
         secrets = secret_parts(conn_str) + secret_parts(env.get("AZURE_STORAGE_CONNECTION_STRING"))
         for name, value in env.items():
             if name != "AZURE_STORAGE_CONNECTION_STRING" and len(value) >= 6:
                 secrets += (value,)
         root = f"{container}/{prefix}" if prefix else container
         return cls(
-            _filesystem(conn_str, sdk_retries),
+            _filesystem(conn_str, env_name),
             root,
             azure_conn_env=azure_conn_env,
             secrets=secrets,

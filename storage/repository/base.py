@@ -14,14 +14,16 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
 
 import fsspec
 
-from astroflow.models.errors import InvalidKeyError, RepositoryError
+from astroflow.models.errors import InvalidKeyError, RepositoryError, RepositoryUnreachableError
 from astroflow.models.repository import PutTreeResult, RepositoryCheck
 from astroflow.storage.keys import validate_key
+from astroflow.storage.repository.breaker import breaker_for
 from astroflow.storage.retry import RetryPolicy
 
 __all__ = ["CONTENT_TYPES", "Repository", "content_type_for"]
@@ -79,6 +81,9 @@ class Repository:
     backend: ClassVar[str] = ""
     #: Exception classes of this backend's transport worth retrying.
     transient: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError)
+    #: Exception classes that mean "the endpoint does not answer": counted by the circuit
+    #: breaker (remote backends only; a local disk has no endpoint).
+    connection_faults: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def __init__(
         self,
@@ -153,13 +158,41 @@ class Repository:
         message = self._redact(f"{type(exc).__name__}: {exc}")
         return RepositoryError(f"could not {action} {key!r} in {self.url}: {message}")
 
-    def _call(self, action: str, key: str, fn: Callable[[], T], *, retry: bool = False) -> T:
+    def _call(
+        self,
+        action: str,
+        key: str,
+        fn: Callable[[], T],
+        *,
+        retry: bool = False,
+        policy: RetryPolicy | None = None,
+    ) -> T:
         """Run ``fn`` under the retry policy (one attempt unless ``retry``), wrapping failures
-        into :class:`RepositoryError` (``FileNotFoundError`` stays what it is)."""
-        policy = self.retry_policy() if retry else self.retry_policy().once()
+        into :class:`RepositoryError` (``FileNotFoundError`` stays what it is).
+
+        On a remote backend each attempt goes through the repository's circuit breaker: once
+        the endpoint has failed to answer a few times in a row, calls fail at once with
+        :class:`RepositoryUnreachableError` instead of waiting out their own timeouts.
+        """
+        if policy is None:
+            policy = self.retry_policy() if retry else self.retry_policy().once()
+        breaker = breaker_for(self.url) if self.connection_faults else None
+
+        def guarded() -> T:
+            if breaker is None:
+                return fn()
+            breaker.check()
+            try:
+                result = fn()
+            except self.connection_faults as exc:
+                breaker.fault(self._redact(f"{type(exc).__name__}: {exc}")[:300])
+                raise
+            breaker.success()
+            return result
+
         try:
             return policy.call(
-                fn,
+                guarded,
                 what=f"{action} {key!r} in {self.url}",
                 describe=lambda exc: self._redact(type(exc).__name__),
             )
@@ -167,6 +200,11 @@ class Repository:
             raise
         except FileNotFoundError:
             raise FileNotFoundError(f"no file {key!r} in {self.url}") from None
+        except self.connection_faults as exc:
+            message = self._redact(f"{type(exc).__name__}: {exc}")
+            raise RepositoryUnreachableError(
+                f"repository {self.url} is unreachable: could not {action} {key!r}: {message}"
+            ) from None
         except Exception as exc:
             err = self._error(action, key, exc)
             if self._redact(str(exc)) != str(exc):
@@ -292,6 +330,13 @@ class Repository:
 
     def ensure(self) -> None:
         """Create the repository root (a local folder, an Azure container) if missing."""
+
+    def require_reachable(self) -> None:
+        """List the top level once (retried); raise :class:`RepositoryUnreachableError` when
+        the endpoint does not answer, so that a run stops before it starts to upload."""
+        path = self._path("", allow_root=True)
+        probe = replace(self.retry_policy(), attempts=min(2, max(1, self.retries)))
+        self._call("list", "", lambda: self._entries(path), policy=probe)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write ``data`` to ``key``, replacing any file there.
@@ -429,7 +474,7 @@ class Repository:
 
         entries: tuple[str, ...] = ()
         try:
-            self._check_root()
+            self._call("check", "", self._check_root)
             entries = tuple(self.list_dir(""))
         except Exception as exc:
             return result(False, False, exc)

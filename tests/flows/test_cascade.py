@@ -102,6 +102,9 @@ def test_failed_flat_is_replaced_by_neighbouring_night(tmp_path: Path) -> None:
     status = catalog.status_rows(Database(ws), "base")[bad_flat]
     assert status[0] == "fail"
     assert "cold_fraction" in status[1]
+    assert summary.reasons[bad_flat].startswith("QC failed: ")
+    assert "cold_fraction=" in summary.reasons[bad_flat]
+    assert "[inputs" not in summary.reasons[bad_flat]
     sof = (ws / "sessions" / "base" / "sof" / "n1_sciR_0_RED.sof").read_text()
     assert "# SUBSTITUTED: 20260110_MFLAT_1x1_R" in sof
     assert f"replaces {bad_flat} (failed)" in sof
@@ -123,6 +126,46 @@ def test_corrupt_frame_in_a_set_is_reported_and_set_combines(tmp_path: Path) -> 
     assert "20260109_MBIAS_1x1_4178e0" in summary.made
     header = fits.getheader(_product(ws, "20260109_MBIAS"))
     assert header["AF_NIN"] == 4
+
+
+def test_wrong_shaped_frame_is_dropped_like_a_truncated_one(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    prepare_workspace(str(ws))
+    for victim in ("n1_bias_2.fits", "n1_dark60_1.fits"):
+        path = next(ws.rglob(victim))
+        with fits.open(path) as hdul:
+            header = hdul[0].header.copy()
+            data = hdul[0].data
+        wider = np.zeros((SHAPE[0], SHAPE[1] + 8), data.dtype)
+        wider[:, : SHAPE[1]] = data
+        fits.PrimaryHDU(wider, header).writeto(path, overwrite=True)
+    prepare_workspace(str(ws))
+    summary = calibration_cascade(str(ws), recipes=["mbias", "mdark"])
+    # five biases: the odd one is dropped, the master made of four
+    assert "20260109_MBIAS_1x1_4178e0" in summary.made
+    assert fits.getheader(_product(ws, "20260109_MBIAS"))["AF_NIN"] == 4
+    # three darks, three needed: the set fails, and says which frame and why
+    dark = "20260109_MDARK_1x1_60s_079dd7"
+    assert summary.failed == (dark,)
+    assert "only 2 usable frame(s), need 3" in summary.reasons[dark]
+    assert "n1_dark60_1.fits: shape 48x48 differs from the set's 40x48" in summary.reasons[dark]
+
+
+def test_cli_calibrate_prints_why_a_product_failed(prepared: Path) -> None:
+    from typer.testing import CliRunner
+
+    from astroflow.flows.cli import app
+
+    settings = prepared / "sessions" / "base" / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "qc.yaml").write_text("mbias:\n  median: [0, 1]\n")
+    out = CliRunner().invoke(app, ["calibrate", str(prepared), "--recipe", "mbias"])
+    assert out.exit_code == 0, out.output
+    failed = [line for line in out.output.splitlines() if line.startswith("  failed ")]
+    assert len(failed) == 2
+    assert all(": QC failed: median=" in line for line in failed), failed
+    assert all("[inputs" not in line for line in failed)
 
 
 def test_dask_local_cluster_gives_identical_products(prepared: Path, tmp_path: Path) -> None:
@@ -163,3 +206,51 @@ def test_claim_of_a_killed_process_is_taken_over(prepared: Path) -> None:
     )
     summary = calibration_cascade(str(prepared), recipes=["mbias"])
     assert "20260109_MBIAS_1x1_4178e0" in summary.made
+
+
+def test_kill_9_mid_cascade_reads_interrupted_and_the_rerun_sweeps_and_finishes(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
+
+    from astroflow.flows.cli import app
+
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(3), shape=(1024, 1024))  # long enough to catch
+    prepare_workspace(str(ws))
+    session_dir = ws / "sessions" / "base"
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    exe = Path(sys.executable).with_name("astroflow")
+    proc = subprocess.Popen(
+        [str(exe), "calibrate", str(ws)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while not list(session_dir.glob("astroflow-cache-*")):
+        assert proc.poll() is None, "the cascade ended before it could be killed"
+        assert time.monotonic() < deadline, "no pixel cache appeared"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert list(session_dir.glob("astroflow-cache-*"))  # the killed run's leftovers
+
+    listed = CliRunner().invoke(app, ["list", "products", str(ws)])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.output.splitlines()]
+    interrupted = [r[0] for r in rows if r and r[-1] == "interrupted"]
+    assert interrupted, listed.output  # a dead owner is not a failure
+    assert not any(r and r[-1] == "fail" for r in rows), listed.output
+
+    summary = calibration_cascade(str(ws))
+    assert not list(session_dir.glob("astroflow-cache-*"))  # swept
+    assert set(interrupted) <= set(summary.made)
+    assert not summary.failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -95,6 +96,12 @@ def test_folder_ingest_end_to_end_local(tmp_path: Path, source: dict) -> None:
     assert "not a readable image" in by_input["truncated"].message
     assert "not TAN" in by_input["sin"].message
     assert all(r.expected for r in process.errors.reports)
+    # every error names the user's file (not our copy image.fits), once, on one line
+    for report in by_input.values():
+        assert "image." not in report.message, report.message
+        assert "\n" not in report.message
+    assert by_input["nowcs"].message.startswith(f"{source['dir'].as_uri()}/nowcs.fits: ")
+    assert by_input["sin"].message.count("sin.fits") == 1
     assert set(publish.done) == {"m42_field", "andromeda"}
     assert _published(repo_dir) == {"m42_field", "andromeda"}
     # failed inputs stay in cache_todo with their error; good ones moved on
@@ -178,6 +185,26 @@ def test_rerun_does_no_work_and_changed_source_is_reingested(tmp_path: Path, sou
     assert manifest["last_updated"].startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(later)))
 
 
+def test_id_the_repository_holds_for_another_source_is_not_refetched(
+    tmp_path: Path, source: dict
+) -> None:
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(source["dir"]))
+    ingest_images(str(repo_dir), str(work))
+    assert "andromeda" in _published(repo_dir)
+    before = (repo_dir / "andromeda" / MANIFEST).read_text()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "Andromeda.png").write_bytes((source["dir"] / "andromeda.png").read_bytes())
+    _config(repo_dir, str(other))
+    fetch = fetch_images(str(repo_dir), str(work))
+    (report,) = fetch.errors.reports
+    assert report.inputs == ("andromeda",)
+    assert "already holds for" in report.message
+    assert "Andromeda.png" in report.message
+    assert (repo_dir / "andromeda" / MANIFEST).read_text() == before  # untouched
+
+
 def test_skip_flag_is_never_fetched(tmp_path: Path, source: dict) -> None:
     repo_dir, work = tmp_path / "repo", tmp_path / "work"
     _config(repo_dir, str(source["dir"]))
@@ -248,6 +275,9 @@ def test_astropix_feed_over_http(
     jpeg = tmp_path / "img.jpg"
     write_avm_jpeg(jpeg, 320, 240, rng, None)
     body = jpeg.read_bytes()
+    private = tmp_path / "private" / "secret.jpg"
+    private.parent.mkdir()
+    write_avm_jpeg(private, 320, 240, rng, None)
     base = httpserver.url_for("")
     feed = [
         _entry("NOAO0001", f"{base}img/1.jpg", last_updated="2024-05-02T00:00:00"),
@@ -260,6 +290,12 @@ def test_astropix_feed_over_http(
         _entry("empty", f"{base}img/empty.jpg"),
         _entry("trunc", f"{base}img/trunc.jpg"),
         _entry("badwcs", f"{base}img/1.jpg", wcs_scale="nonsense"),
+        # hostile: a local file named by the feed, ids that differ only in case, no extension
+        _entry("private", private.as_uri()),
+        _entry("M42", f"{base}img/1.jpg"),
+        _entry("m42", f"{base}img/2.jpg"),
+        _entry("noext", f"{base}img/download"),
+        _entry("", f"{base}img/1.jpg"),
     ]
     feed[4]["wcs_projection"] = "TAN"
     httpserver.expect_oneshot_request("/feed.json").respond_with_data("busy", status=503)
@@ -284,6 +320,20 @@ def test_astropix_feed_over_http(
     assert any("no 'image_id'" in m for m in fetch_failed.values())
     assert any("not an object" in m for m in fetch_failed.values())
     assert any("invalid id" in m for m in fetch_failed.values())
+    # the feed cannot make us read a local file
+    assert "not an http(s) URL" in fetch_failed["noao/private"]
+    assert "secret.jpg" in fetch_failed["noao/private"]
+    # ids equal but for case: both reported, neither fetched (no race for one folder)
+    assert "all give the id 'noao_m42'" in fetch_failed["noao/M42"]
+    assert "noao/M42" in fetch_failed["noao/m42"]
+    assert "image file extension" in fetch_failed["noao/noext"]
+    assert "empty publisher_id or image_id" in fetch_failed["noao/"]
+    secret_sha = hashlib.sha256(private.read_bytes()).hexdigest()
+    for manifest in repo_dir.glob("*/astroflow-manifest.json"):
+        assert secret_sha not in manifest.read_text()
+    assert not (repo_dir / "noao_private").exists()
+    assert not (repo_dir / "noao_m42").exists()
+    assert not list((work / "cache_todo").glob("*.partial"))  # failed fetches leave nothing
     assert set(process.done) == {"noao_noao0001", "noao_noao0002"}
     assert set(process.failed) == {"noao_trunc", "noao_badwcs"}
     assert set(reindex.done) == {"noao_noao0001", "noao_noao0002"}
@@ -358,3 +408,96 @@ def test_kill_mid_publish_then_rerun(tmp_path: Path, rng: np.random.Generator) -
     assert final == {p.name for p in (work / "out_done" / "big").iterdir()}
     assert not [n for n in final if ".tmp" in n or n.startswith(".")]
     assert reindex_repository(str(repo_dir)).done == ("big",)
+
+
+# -- dying repositories ----------------------------------------------------------------------
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``astroflow ARGS`` in another process, on the test harness's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    exe = Path(sys.executable).with_name("astroflow")
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.mark.azure
+def test_publish_to_a_dead_azure_endpoint_stops_and_publishes_nothing(
+    tmp_path: Path, source: dict, own_azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    monkeypatch.setenv("DYING_AZ", own_azurite.conn)
+    BlobServiceClient.from_connection_string(own_azurite.conn).create_container("night")
+    url = "az://night/wwt"
+    repo = open_repository(url, azure_conn_env="DYING_AZ")
+    repo.write_text(
+        "toasty-pipeline-config.yaml",
+        f"source_type: folder\npublish_url_prefix: https://x.org/\nfolder_name: N\n"
+        f"folder:\n  path: {source['dir']}\n",
+    )
+    work = tmp_path / "work"
+    fetch_images(url, str(work), "DYING_AZ")
+    process_images(url, str(work), "DYING_AZ")
+    pending = sorted(p.name for p in (work / "out_todo").iterdir())
+    assert pending
+    own_azurite.kill()  # the endpoint dies before the upload
+
+    started = time.monotonic()
+    result = _cli("publish", url, str(work), "--azure-conn-env", "DYING_AZ")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr[-3000:])
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: repository az://night/wwt is unreachable"), last
+    assert "Traceback" not in result.stderr
+    # nothing marked published: every image still waits in out_todo
+    assert sorted(p.name for p in (work / "out_todo").iterdir()) == pending
+    assert not (work / "out_done").exists() or not list((work / "out_done").iterdir())
+    print(f"dead endpoint detected in {elapsed:.1f} s")
+
+    started = time.monotonic()
+    check = _cli("repo", "check", url, "--azure-conn-env", "DYING_AZ")
+    assert check.returncode == 1
+    assert "reachable:  no" in check.stdout
+    print(f"repo check of a dead endpoint: {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.azure
+def test_sigterm_stops_a_publish_stuck_on_a_silent_endpoint(tmp_path: Path, blackhole: int) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.conftest import AZURITE_ACCOUNT, AZURITE_KEY
+
+    work = tmp_path / "work"
+    image = work / "out_todo" / "img1"
+    image.mkdir(parents=True)
+    (image / "index.wtml").write_text("<Folder/>")
+    (image / "L0X0Y0.png").write_bytes(b"tile")
+    conn = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blackhole}/{AZURITE_ACCOUNT};"
+    )
+    env = {**os.environ, "SILENT_AZ": conn, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    exe = Path(sys.executable).with_name("astroflow")
+    proc = subprocess.Popen(
+        [str(exe), "publish", "az://night/wwt", str(work), "--azure-conn-env", "SILENT_AZ"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the flow runs (and waits on the endpoint)
+        if "Beginning flow run" in line:
+            break
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)  # seconds, not the minutes of the SDK's own retries
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("publish did not stop within 30 s of SIGTERM")
+    assert proc.returncode != 0
+    assert (image / "index.wtml").exists()  # still waiting to be published

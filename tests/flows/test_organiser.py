@@ -223,3 +223,26 @@ def test_cli_prep_and_lists(workspace: Path) -> None:
     out = runner.invoke(app, ["session", "switch", str(workspace), "bad/id"])
     assert out.exit_code == 2
     assert "invalid session id" in out.output
+
+
+def test_read_only_workspace_lists_and_refuses_writes_in_one_line(
+    workspace: Path, read_only_view
+) -> None:
+    prepare_workspace(str(workspace))
+    ro = read_only_view(workspace.parent) / workspace.name
+    runner = CliRunner()
+    listed = runner.invoke(app, ["list", "raw", str(ro)])
+    assert listed.exit_code == 0, listed.output
+    assert "(37 rows)" in listed.output
+    products = runner.invoke(app, ["list", "products", str(ro)])
+    assert products.exit_code == 0, products.output
+    for command in (["prep"], ["calibrate"], ["session", "switch"], ["session", "create"]):
+        extra = ["base"] if command[0] == "session" else []
+        result = runner.invoke(app, [*command, str(ro), *extra])
+        assert result.exit_code == 2, (command, result.output)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert errors == [
+            f"error: workspace {ro} is read-only: frames, SOF files, products and the database "
+            "are written there; make it writable (or work on a copy)"
+        ], (command, result.output)
+        assert "Traceback" not in result.output

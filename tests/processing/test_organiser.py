@@ -141,6 +141,29 @@ def test_failed_product_is_replaced_by_next_closest() -> None:
     assert "failed" in third[dark].reason
 
 
+def test_incomplete_reason_names_only_the_candidates_that_matched() -> None:
+    frames = [
+        *[_frame(f"b_{i}.fits", "bias", 61050.0 + i * 1e-4) for i in range(3)],
+        *[_frame(f"d_{i}.fits", "dark", 61050.1 + i * 1e-4, 10.0) for i in range(3)],
+        *[_frame(f"fr_{i}.fits", "flat", 61050.2 + i * 1e-4, 5.0, filter="R") for i in range(3)],
+        *[_frame(f"fv_{i}.fits", "flat", 61050.3 + i * 1e-4, 5.0, filter="V") for i in range(3)],
+        _frame("sciR.fits", "science", 61050.4, 10.0, filter="R"),
+        _frame("sciV.fits", "science", 61050.5, 10.0, filter="V"),
+    ]
+    sets, products = plan_sets(frames, RULES)
+    flat_r = next(p.name for p in products if p.recipe == "mflat" and "_R_" in p.name)
+    flat_v = next(p.name for p in products if p.recipe == "mflat" and "_V_" in p.name)
+    sofs = {s.set_name: s for s in match_calibrations(sets, products, RULES, {flat_r: "fail"})}
+    assert sofs["sciV_RED"].complete  # the V flat is fine
+    assert not sofs["sciR_RED"].complete
+    assert f"(failed: {flat_r})" in sofs["sciR_RED"].reason
+    both = {flat_r: "fail", flat_v: "fail"}
+    sofs = {s.set_name: s for s in match_calibrations(sets, products, RULES, both)}
+    assert flat_v not in sofs["sciR_RED"].reason  # another filter's flat is no candidate
+    assert flat_r not in sofs["sciV_RED"].reason
+    assert f"(failed: {flat_v})" in sofs["sciV_RED"].reason
+
+
 def test_darks_rank_by_exposure_time_first() -> None:
     frames = [
         *[_frame(f"b_{i}.fits", "bias", 61050.0 + i * 1e-4) for i in range(3)],

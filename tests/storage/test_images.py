@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from astroflow.models.errors import ProcessingError
+from astroflow.models.errors import ProcessingError, WcsError
 from astroflow.processing.render import RenderedRows
 from astroflow.storage.fits_rows import FitsRows
-from astroflow.storage.images import flip_vertical, read_fits
+from astroflow.storage.images import flip_vertical, read_fits, read_picture
 
 
 def _write(path: Path, data: np.ndarray, **cards: float) -> Path:
@@ -90,3 +90,37 @@ def test_no_image_is_refused(tmp_path: Path) -> None:
     fits.HDUList([fits.PrimaryHDU()]).writeto(path)
     with pytest.raises(ProcessingError, match="no 2-D image"):
         read_fits(path)
+
+
+def test_wcs_error_names_the_input_once_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "image.fits"
+    header = fits.Header()
+    for key, value in {
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "RA---TAN",  # two RA axes: wcslib refuses, in several lines of its own
+        "CRVAL1": 10.0,
+        "CRVAL2": 20.0,
+        "CRPIX1": 5.0,
+        "CRPIX2": 5.0,
+        "CDELT1": -1e-4,
+        "CDELT2": 1e-4,
+    }.items():
+        header[key] = value
+    fits.PrimaryHDU(np.zeros((10, 10), np.float32), header).writeto(path)
+    with pytest.raises(WcsError) as info:
+        read_fits(path, label="/data/night/m42.fits")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("/data/night/m42.fits: unreadable WCS: ")
+    assert message.count("m42.fits") == 1
+    assert "image.fits" not in message  # our copy's name is not the user's input
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"], ids=["jpeg", "png"])
+def test_picture_without_xmp_has_no_avm_and_is_not_unreadable(tmp_path: Path, suffix: str) -> None:
+    from PIL import Image
+
+    path = tmp_path / f"plain{suffix}"
+    Image.fromarray(np.full((12, 16, 3), 90, np.uint8)).save(path)
+    loaded = read_picture(path, label="https://x.org/plain" + suffix)
+    assert loaded.wcs is None  # "no AVM tags": the caller says "no celestial WCS"

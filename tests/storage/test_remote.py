@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -321,3 +323,52 @@ def test_proxy_from_environment(
     direct = RemoteData(tmp_path / "d", timeout=2.0, retries=1)
     with pytest.raises(DownloadError, match=r"data\.example\.invalid"):
         direct.fetch("px2.dat", ["http://data.example.invalid/px"], sha(body))
+
+
+def test_read_only_cache_serves_what_it_holds(
+    tmp_path: Path, httpserver: HTTPServer, read_only_view
+) -> None:
+    httpserver.expect_request("/held").respond_with_data(b"held bytes")
+    writer = RemoteData(tmp_path / "cache")
+    held = writer.fetch("held.dat", [httpserver.url_for("/held")], sha(b"held bytes"))
+    writer.close()
+    reader = RemoteData(read_only_view(tmp_path / "cache"))
+    again = reader.fetch("held.dat", [httpserver.url_for("/held")], sha(b"held bytes"))
+    assert again.read_bytes() == b"held bytes"
+    assert again.name == held.name
+    assert [v.name for v in reader.versions()] == ["held.dat"]
+    with pytest.raises(
+        DownloadError, match=r"'new\.dat' .* is read-only; cached files can be read"
+    ):
+        reader.fetch("new.dat", [httpserver.url_for("/new")])
+    assert _hits(httpserver, "/held") == 1
+    assert _hits(httpserver, "/new") == 0
+
+
+class _BadLengthHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\nConnection: close\r\n\r\nbody"
+        )
+
+
+def test_malformed_content_length_is_a_clear_error_and_the_next_mirror_is_tried(
+    remote: RemoteData, httpserver: HTTPServer
+) -> None:
+    server = socketserver.TCPServer(("127.0.0.1", 0), _BadLengthHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        bad = f"http://127.0.0.1:{server.server_address[1]}/f.dat"
+        httpserver.expect_request("/f.dat").respond_with_data(b"mirror bytes")
+        path = remote.fetch("f.dat", [bad, httpserver.url_for("/f.dat")], sha(b"mirror bytes"))
+        assert path.read_bytes() == b"mirror bytes"
+        with pytest.raises(DownloadError, match="malformed Content-Length 'lots'") as info:
+            remote.fetch("g.dat", [bad])
+        assert bad in str(info.value)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -333,14 +333,9 @@ def test_secret_never_leaks(
     bad = azurite.replace("BlobEndpoint=http://127.0.0.1:", "BlobEndpoint=http://127.0.0.1:1")
     bad = bad.split("BlobEndpoint=")[0] + "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     monkeypatch.setenv("MY_CONN", bad)
+    monkeypatch.setenv("ASTROFLOW_AZURE_SDK_RETRIES", "0")
     caplog.set_level(logging.DEBUG)
-    repo = open_repository(
-        "az://somecontainer/p",
-        azure_conn_env="MY_CONN",
-        retries=1,
-        backoff=0,
-        azure_sdk_retries=0,
-    )
+    repo = open_repository("az://somecontainer/p", azure_conn_env="MY_CONN", retries=1, backoff=0)
     texts = [repr(repo), str(repo)]
     assert AZURITE_KEY.encode() not in pickle.dumps(repo)
     result = repo.check()
@@ -369,3 +364,20 @@ def test_pickled_repository_reopens_from_environment(azure_container: str) -> No
     repo.write_bytes("k.txt", b"v")
     clone = pickle.loads(pickle.dumps(repo))
     assert clone.read_bytes("k.txt") == b"v"
+
+
+@pytest.mark.parametrize(
+    "conn",
+    ["not a connection string", "x=1;y", "=;="],
+    ids=["garbage", "no-value", "no-names"],
+)
+def test_malformed_azure_connection_string_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, conn: str
+) -> None:
+    monkeypatch.setenv("BROKEN_CONN", conn)
+    with pytest.raises(RepositoryError) as info:
+        open_repository("az://box/p", azure_conn_env="BROKEN_CONN").check()
+    message = str(info.value)
+    assert "BROKEN_CONN" in message
+    assert "malformed" in message
+    assert conn not in message or len(conn) < 6

@@ -1,0 +1,163 @@
+"""The ``astropix`` source: an AstroPix-style JSON feed over HTTP(S)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
+from astroflow.models.ingest import Candidate, Reject
+from astroflow.models.settings import Settings
+from astroflow.storage.keys import validate_id
+from astroflow.storage.retry import RetryPolicy, is_transient_status
+from astroflow.storage.sources.base import FeedResult, ImageSource
+
+EXTENSION_REMAPPING = {"jpeg": "jpg", "tif": "tiff"}
+IMAGE_EXTENSIONS = frozenset({"jpg", "png", "tiff", "fits", "fit", "fts"})
+
+
+def _get_with_retries(url: str, policy: RetryPolicy | None = None) -> tuple[int, bytes]:
+    """GET ``url`` (redirects followed, timeouts from the settings); connection errors,
+    timeouts, 5xx and 429 are retried under ``policy`` (default: ``http_attempts`` tries from
+    0.5 s). Returns the status and body of the answer.
+
+    Raises
+    ------
+    DownloadError
+        When the last attempt failed too (its reason in the message).
+    """
+    from astroflow.storage import http  # urllib3: loaded only when a feed is queried
+    from astroflow.storage.remote.transport import ConnectionFaultError, TransportError
+
+    settings = Settings()
+    policy = policy or RetryPolicy(attempts=settings.http_attempts, backoff=0.5)
+    pool = http.pool(
+        http.proxy_for(url),
+        connect=settings.http_connect_timeout,
+        read=settings.http_read_timeout,
+    )
+
+    def attempt() -> tuple[int, bytes]:
+        try:
+            resp = pool.request("GET", url)
+        except http.Error as exc:
+            raise ConnectionFaultError(url, http.describe(exc)) from None
+        if is_transient_status(resp.status):
+            raise TransportError(url, f"HTTP {resp.status}", status=resp.status)
+        return resp.status, resp.data
+
+    try:
+        return policy.with_transient(ConnectionFaultError).call(attempt, what=f"feed query {url}")
+    finally:
+        pool.clear()
+
+
+def astropix_candidate(item: Any) -> Candidate | Reject:
+    """One AstroPix feed entry as a candidate, or a reject (``/`` in the id, non-TAN).
+
+    Raises
+    ------
+    ProcessingError, InvalidKeyError
+        For a malformed entry or an id that is not safe.
+    """
+    if not isinstance(item, dict):
+        raise ProcessingError(f"feed entry is a {type(item).__name__}, not an object")
+    try:
+        publisher = str(item["publisher_id"])
+        image_id = str(item["image_id"])
+    except KeyError as exc:
+        raise ProcessingError(f"feed entry has no {exc.args[0]!r}") from None
+    if not image_id.strip() or not publisher.strip():
+        raise ProcessingError("feed entry has an empty publisher_id or image_id")
+    lower = image_id.lower()
+    uid = f"{publisher}_{lower}".replace("/", "_")
+    source_id = f"{publisher}/{image_id}"
+    if "/" in image_id:
+        return Reject(
+            id=uid, source_id=source_id, reason="AstroPix ids with '/' are not retrievable"
+        )
+    if item.get("wcs_projection") != "TAN":
+        return Reject(
+            id=uid,
+            source_id=source_id,
+            reason=f"projection {item.get('wcs_projection')!r} is not TAN",
+        )
+    validate_id(uid)
+    url = item.get("resource_url") or (
+        "http://astropix.ipac.caltech.edu/archive/"
+        f"{quote(publisher)}/{quote(lower)}/{quote(publisher + '_' + lower)}_original.jpg"
+    )
+    url = str(url)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        # a feed names pictures on the web: never a local file or another filesystem
+        raise ProcessingError(
+            f"resource_url {url[:200]!r} is not an http(s) URL: a feed may not name local "
+            "files or other filesystems"
+        )
+    name = parts.path.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    ext = EXTENSION_REMAPPING.get(ext, ext)
+    if ext not in IMAGE_EXTENSIONS:
+        raise ProcessingError(
+            f"resource_url {url[:200]!r} does not end in an image file extension "
+            f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    credits_url = item.get("reference_url") or (
+        f"http://astropix.ipac.caltech.edu/image/{quote(publisher)}/{quote(image_id)}"
+    )
+    avm = {k: v for k, v in item.items() if k.startswith("wcs_")}
+    return Candidate(
+        id=uid,
+        source_type="astropix",
+        source_id=source_id,
+        last_updated=str(item.get("last_updated") or ""),
+        image_url=url,
+        image_ext=ext,
+        title=str(item.get("title") or uid),
+        credits=str(item.get("image_credit") or ""),
+        credits_url=str(credits_url),
+        description=str(item.get("description") or ""),
+        avm=avm,
+    )
+
+
+def query_astropix(url: str) -> FeedResult:
+    """Query an AstroPix JSON feed (a list of entries); 5xx answers are retried.
+
+    Raises
+    ------
+    DownloadError
+        When the feed cannot be fetched or is not a JSON list (nothing can be done then).
+    """
+    status, body = _get_with_retries(url)
+    if status != 200:
+        raise DownloadError(f"feed {url}: HTTP {status}")
+    try:
+        feed = json.loads(body)
+    except ValueError as exc:
+        raise DownloadError(f"feed {url} is not JSON: {exc}") from exc
+    if not isinstance(feed, list):
+        raise DownloadError(f"feed {url} is not a JSON list of images")
+    result = FeedResult()
+    for index, item in enumerate(feed):
+        label = f"feed[{index}]"
+        if isinstance(item, dict) and "image_id" in item:
+            label = f"{item.get('publisher_id', '?')}/{item['image_id']}"
+        try:
+            got = astropix_candidate(item)
+        except (ProcessingError, InvalidKeyError) as exc:
+            result.errors.append(ErrorReport.from_exception(exc, "fetch", [str(label)[:200]]))
+            continue
+        (result.rejects if isinstance(got, Reject) else result.candidates).append(got)
+    return result.without_collisions()
+
+
+class AstroPixSource(ImageSource):
+    """The feed at the config's ``astropix.json_query_url``."""
+
+    source_type = "astropix"
+
+    def query(self) -> FeedResult:
+        return query_astropix(self.section.json_query_url)

@@ -1,0 +1,83 @@
+"""What every image source shares: the result of a query, the base class, id collisions.
+
+A source is a plug-in: one module per ``source_type`` (:mod:`.astropix`, :mod:`.folder`,
+:mod:`.workspace`), each a subclass of :class:`ImageSource` registered by its
+``source_type``. :func:`astroflow.storage.sources.query_source` asks the configured one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from astroflow.models.errors import ErrorReport, InvalidKeyError
+from astroflow.models.ingest import Candidate, PipelineConfig, Reject
+
+SOURCES: dict[str, type[ImageSource]] = {}
+
+
+@dataclass
+class FeedResult:
+    """Candidates, rejects and per-entry errors from one query of a source."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    errors: list[ErrorReport] = field(default_factory=list)
+
+    def without_collisions(self) -> FeedResult:
+        """The result with every id that two entries share taken out, each such entry
+        reported as an error naming the others (``M42`` and ``m42`` both give ``nasa_m42``):
+        fetching either would race for one folder, and which one the user meant is theirs to
+        say (rename one upstream, or ignore one with ``skip.flag``)."""
+        by_id: dict[str, list[Candidate | Reject]] = defaultdict(list)
+        for entry in [*self.candidates, *self.rejects]:
+            by_id[entry.id].append(entry)
+        clashes = {i: entries for i, entries in by_id.items() if len(entries) > 1}
+        if not clashes:
+            return self
+        errors = list(self.errors)
+        for uid, entries in clashes.items():
+            names = [e.source_id for e in entries]
+            for entry in entries:
+                others = ", ".join(n for n in names if n != entry.source_id)
+                err = InvalidKeyError(
+                    f"{entry.source_id} and {others} all give the id {uid!r}: neither is "
+                    "fetched (rename one at the source, or write skip.flag for one)"
+                )
+                errors.append(ErrorReport.from_exception(err, "fetch", [entry.source_id]))
+        return FeedResult(
+            candidates=[c for c in self.candidates if c.id not in clashes],
+            rejects=[r for r in self.rejects if r.id not in clashes],
+            errors=errors,
+        )
+
+
+class ImageSource:
+    """A source of images: the plug-in base.
+
+    A subclass sets ``source_type`` (the config's ``source_type`` value) and answers
+    :meth:`query` from ``self.section``, the config section of that name.
+    """
+
+    source_type: ClassVar[str] = ""
+
+    def __init__(self, section: Any) -> None:
+        self.section = section
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.source_type:
+            SOURCES[cls.source_type] = cls
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> ImageSource:
+        """The source configured by the section named ``source_type``."""
+        section = getattr(config, cls.source_type)
+        assert section is not None  # PipelineConfig checks that the section exists
+        return cls(section)
+
+    def query(self) -> FeedResult:
+        """Every image the source offers now (candidates), those it offers but we cannot
+        ingest (rejects, with the reason), and entries that could not be read (errors)."""
+        raise NotImplementedError

@@ -1,0 +1,117 @@
+"""The ``folder`` source: FITS and AVM-tagged pictures in a folder (a path or fsspec URL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
+from astroflow.models.ingest import Candidate
+from astroflow.storage.images import IMAGE_SUFFIXES, image_kind
+from astroflow.storage.keys import safe_id
+from astroflow.storage.sources.base import FeedResult, ImageSource
+
+
+def _mtime(info: dict[str, Any]) -> str:
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+        else:
+            stamp = datetime.fromtimestamp(float(value), UTC)
+        return stamp.isoformat(timespec="seconds")
+    return ""
+
+
+def _follow_link(path: Path, root: Path) -> dict[str, Any]:
+    """The file info of what the symbolic link ``path`` points to, which must be a file under
+    ``root`` (the resolved source folder).
+
+    Raises
+    ------
+    ProcessingError
+        For a broken link, a loop, or a link that leaves the source folder (never read).
+    """
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop (Python < 3.13)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ProcessingError(f"{path}: broken symbolic link or link loop ({reason})") from None
+    if not real.is_relative_to(root):
+        raise ProcessingError(
+            f"{path}: links to {real}, outside the source folder {root}: not read"
+        )
+    st = real.stat()
+    kind = "file" if real.is_file() else "directory"
+    return {"name": str(real), "type": kind, "mtime": st.st_mtime, "size": st.st_size}
+
+
+def query_folder(url: str) -> FeedResult:
+    """Candidates from a folder (local path or fsspec URL) of FITS and AVM-tagged pictures.
+
+    Ids are the sanitised file stems (lower case); ``last_updated`` is the file's modification
+    time. Two files giving the same id (``onepix.fits``, ``onepix.png``) are both reported as
+    errors. In a local folder, symbolic links to files inside the folder are followed (the
+    file they point to is read); broken links, loops and links that leave the folder are
+    reported, never read.
+    """
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, root = fsspec.core.url_to_fs(url)
+    try:
+        entries = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        raise DownloadError(f"source folder {url} does not exist") from None
+    local_root = Path(root).resolve() if isinstance(fs, LocalFileSystem) else None
+    result = FeedResult()
+    for info in sorted(entries, key=lambda e: e["name"]):
+        name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+        if image_kind(name) is None:
+            continue
+        if local_root is not None and Path(info["name"]).is_symlink():
+            try:
+                info = _follow_link(Path(info["name"]), local_root)
+            except ProcessingError as exc:
+                result.errors.append(ErrorReport.from_exception(exc, "fetch", [info["name"]]))
+                continue
+        if info.get("type") != "file":
+            continue
+        stem, ext = name, ""
+        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+            if name.lower().endswith(suffix):
+                stem = name[: -len(suffix)]
+                ext = suffix.lstrip(".")
+                break
+        file_url = fs.unstrip_protocol(info["name"])
+        try:
+            uid = safe_id(stem.lower())
+        except InvalidKeyError as exc:
+            result.errors.append(ErrorReport.from_exception(exc, "fetch", [file_url]))
+            continue
+        result.candidates.append(
+            Candidate(
+                id=uid,
+                source_type="folder",
+                source_id=fs.unstrip_protocol(str(Path(root) / name))
+                if local_root is not None
+                else file_url,
+                last_updated=_mtime(info),
+                image_url=file_url,
+                image_ext=ext,
+                title=stem,
+            )
+        )
+    return result.without_collisions()
+
+
+class FolderSource(ImageSource):
+    """The folder at the config's ``folder.path``."""
+
+    source_type = "folder"
+
+    def query(self) -> FeedResult:
+        return query_folder(self.section.path)
