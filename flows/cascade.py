@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from astroflow.flows import params, report
 from astroflow.flows.common import collect, publish_errors
 from astroflow.models.cascade import CascadeSummary, RecipeInput, RecipeResult
 from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
@@ -63,6 +63,7 @@ def cascade_levels(
     errors = ErrorStack()
     incomplete: list[tuple[str, str]] = []
     substitutions: list[str] = []
+    replaced: dict[str, tuple[str, ...]] = {}
     root = ws.session_root(session)
     for recipe in rules.recipes:
         sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
@@ -100,6 +101,7 @@ def cascade_levels(
             for s in runnable
         ]
         substitutions += [f"{s.set_name}: {sub}" for s in runnable for sub in s.substitutions]
+        replaced |= {s.set_name: s.substitutions for s in runnable if s.substitutions}
         logger.info(
             "%s: %d SOF(s) to run, %d incomplete",
             recipe.name,
@@ -111,10 +113,11 @@ def cascade_levels(
         results.extend(done.values())
         errors = errors + level_errors
         for r in done.values():
-            if r.outcome == "failed":
+            if r.status == "fail":  # failed its QC now, or before with the same inputs
                 errors = errors + ErrorReport(
-                    error_type="QCFailure",
-                    message=r.message,
+                    error_type="QCFailure" if r.outcome == "failed" else "FailedBefore",
+                    message=catalog.reason_of(r.message)
+                    + ("" if r.outcome == "failed" else " (inputs unchanged: not redone)"),
                     step=recipe.name,
                     inputs=(r.product,),
                     expected=True,
@@ -134,73 +137,51 @@ def cascade_levels(
     ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
     failed = {r.product for r in results if r.status == "fail"} | set(errors.failed_inputs())
     reasons = {r.product: catalog.reason_of(r.message) for r in results if r.status == "fail"}
-    for report in errors.critical:
-        reasons.setdefault(report.inputs[0], f"{report.error_type}: {report.message}")
+    kinds: dict[str, Any] = {
+        r.product: "qc" if r.outcome == "failed" else "unchanged"
+        for r in results
+        if r.status == "fail"
+    }
+    recipe_of = {r.product: r.recipe for r in results}
+    for raised in errors.critical:
+        if raised.error_type in ("QCFailure", "FailedBefore"):
+            continue
+        reasons.setdefault(raised.inputs[0], f"{raised.error_type}: {raised.message}")
+        kinds.setdefault(raised.inputs[0], "recipe")
+        recipe_of.setdefault(raised.inputs[0], raised.step)
+    recipe_of |= {n: by_name[n].recipe for n, _ in incomplete if n in by_name}
     summary = CascadeSummary(
         session=session,
         made=tuple(r.product for r in results if r.outcome == "made"),
         skipped=tuple(r.product for r in results if r.outcome == "skipped"),
         failed=tuple(sorted(failed)),
         reasons=reasons,
+        failure_kinds=kinds,
+        recipes=recipe_of,
+        replaced=replaced,
         incomplete=tuple(incomplete),
         substitutions=tuple(substitutions),
         recipe_seconds=sum(r.seconds for r in results),
         tasks=len(results),
     )
-    create_table_artifact(
-        key="cascade-products",
-        table=[
-            {
-                "product": r.product,
-                "recipe": r.recipe,
-                "outcome": r.outcome,
-                "status": r.status,
-                "substituted": "; ".join(r.substitutions),
-                "message": r.message,
-            }
-            for r in results
-        ]
-        + [
-            {
-                "product": n,
-                "recipe": "",
-                "outcome": "incomplete",
-                "status": "",
-                "substituted": "",
-                "message": why,
-            }
-            for n, why in incomplete
-        ],
-        description="Products made, skipped, failed and substituted",
-    )
-    create_table_artifact(
-        key="cascade-qc",
-        table=[
-            {
-                "product": q.product,
-                "recipe": q.recipe,
-                "qc": q.qc_name,
-                "value": q.value,
-                "min": q.min,
-                "max": q.max,
-                "flag": q.flag,
-            }
-            for q in catalog.qc_rows(db, session)
-        ],
-        description="QC values and acceptable ranges (inclusive)",
+    report.publish(
+        "cascade-report",
+        f"Calibration cascade, session {session}",
+        summary.headline(),
+        cascade_sections(ws, summary, errors),
     )
     publish_errors(errors, "cascade-errors", "Cascade errors")
     logger.info("%s", summary.line())
-    return summary
+    return report.finish(summary.headline(), summary)
 
 
 @flow(name="calibration-cascade")
 def calibration_cascade(
-    workspace: str,
-    session: str | None = None,
-    overwrite: bool = False,
-    recipes: list[str] | None = None,
-    task_runner: str = "threads",
+    workspace: params.Workspace,
+    session: params.Session = None,
+    overwrite: params.Overwrite = False,
+    recipes: params.Recipes = None,
+    task_runner: params.TaskRunner = "threads",
 ) -> CascadeSummary:
     """Run every recipe of the workspace's predicted cascade.
 
@@ -225,9 +206,68 @@ def calibration_cascade(
     if swept:
         get_run_logger().info("removed %d pixel cache(s) left by killed runs", swept)
     runner = make_task_runner(task_runner)
-    return cascade_levels.with_options(task_runner=runner)(
+    summary = cascade_levels.with_options(task_runner=runner)(
         str(ws.root), session, overwrite, recipes
     )
+    report.publish(
+        "calibration-report",
+        f"Calibration cascade of {ws.root}, session {session}",
+        summary.headline(),
+        cascade_sections(ws, summary, None),
+    )
+    return report.finish(summary.headline(), summary)
+
+
+def cascade_sections(
+    ws: Workspace, summary: CascadeSummary, errors: ErrorStack | None
+) -> list[str]:
+    """The cascade's part of a report: every product (failures first, with the reason and
+    what replaced what), the QC values against their ranges, and (in the run that has them)
+    the error reports."""
+    rows = []
+    for name in summary.failed:
+        kind = summary.failure_kinds.get(name, "recipe")
+        outcome = {"qc": "**failed QC**", "recipe": "**failed (recipe)**"}.get(
+            kind, "**failed before** (inputs unchanged)"
+        )
+        rows.append((0, name, outcome, summary.reasons.get(name, "")))
+    rows += [(1, name, "incomplete", why) for name, why in summary.incomplete]
+    failed = set(summary.failed)
+    rows += [(2, n, "made", "") for n in summary.made]
+    rows += [
+        (3, n, "skipped (exists, inputs unchanged)", "") for n in summary.skipped if n not in failed
+    ]
+    product_rows = [
+        (
+            name,
+            summary.recipes.get(name, ""),
+            outcome,
+            why,
+            "; ".join(summary.replaced.get(name, ())),
+        )
+        for _, name, outcome, why in sorted(rows, key=lambda r: (r[0], r[1]))
+    ]
+    qc_rows = [
+        (
+            q.product,
+            q.qc_name,
+            report.qc_value(q.value),
+            f"[{report.qc_value(q.min)}, {report.qc_value(q.max)}]" if q.min is not None else "",
+            "**out of range**" if q.flag else "ok",
+        )
+        for q in sorted(
+            catalog.qc_rows(ws.database(), summary.session), key=lambda q: (not q.flag, q.product)
+        )
+    ]
+    sections = [
+        "### Products\n\n"
+        + report.table(["product", "recipe", "outcome", "reason", "substituted"], product_rows),
+        "### QC (inclusive ranges)\n\n"
+        + report.table(["product", "metric", "value", "range", "verdict"], qc_rows),
+    ]
+    if errors is not None:
+        sections.append(report.errors_section(errors, "Error reports"))
+    return sections
 
 
 __all__ = ["calibration_cascade", "cascade_levels", "make_task_runner"]

@@ -22,7 +22,10 @@ class ExpectedErrorsInOneLine(logging.Filter):
     :class:`AstroflowError`: bad input we recognised); unexpected errors keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], AstroflowError):
+        # (a task that returns a Failed state is logged with an empty exc_info: "NoneType")
+        if record.exc_info and (
+            record.exc_info[1] is None or isinstance(record.exc_info[1], AstroflowError)
+        ):
             record.exc_info = None
             record.exc_text = None
         return True

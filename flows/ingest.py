@@ -8,17 +8,23 @@ the returned summary's error stack and a markdown artifact, and the other images
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from astroflow.flows import params, report
+from astroflow.flows import review as reviewing
 from astroflow.flows.common import collect, publish_errors
 from astroflow.models.errors import (
+    AstroflowError,
     ErrorReport,
     ErrorStack,
     InvalidKeyError,
     RepositoryUnreachableError,
+    ReviewTimeoutError,
 )
 from astroflow.models.ingest import MARKER, StageSummary
 from astroflow.storage.images import DEFAULT_PNG_LEVEL
@@ -37,11 +43,11 @@ from astroflow.tasks.ingest import (
 
 @flow(name="fetch-images", task_runner=ThreadPoolTaskRunner(max_workers=8))
 def fetch_images(
-    repository: str,
-    work_dir: str,
-    azure_conn_env: str | None = None,
-    force: bool = False,
-    limit: int | None = None,
+    repository: params.Repository,
+    work_dir: params.WorkDir,
+    azure_conn_env: params.AzureConnEnv = None,
+    force: params.Force = False,
+    limit: params.Limit = None,
 ) -> StageSummary:
     """Download new or changed images from the repository's configured source.
 
@@ -88,16 +94,17 @@ def fetch_images(
     )
     logger.info("%s", summary.line())
     publish_errors(errors, "fetch-errors", "Fetch errors")
-    return summary
+    report.publish("fetch-report", "Fetch", summary.line(), stage_sections([summary]))
+    return report.finish(summary.line(), summary)
 
 
 @flow(name="process-images", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def process_images(
-    repository: str,
-    work_dir: str,
-    azure_conn_env: str | None = None,
-    png_level: int = DEFAULT_PNG_LEVEL,
-    tile_workers: int | None = None,
+    repository: params.Repository,
+    work_dir: params.WorkDir,
+    azure_conn_env: params.AzureConnEnv = None,
+    png_level: params.PngLevel = DEFAULT_PNG_LEVEL,
+    tile_workers: params.TileWorkers = None,
 ) -> StageSummary:
     """Tile every fetched image (``cache_todo``) into ``out_todo/<id>/``.
 
@@ -127,12 +134,15 @@ def process_images(
     )
     logger.info("%s", summary.line())
     publish_errors(errors, "process-errors", "Process errors")
-    return summary
+    report.publish("process-report", "Process", summary.line(), stage_sections([summary]))
+    return report.finish(summary.line(), summary)
 
 
 @flow(name="publish-images", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def publish_images(
-    repository: str, work_dir: str, azure_conn_env: str | None = None
+    repository: params.Repository,
+    work_dir: params.WorkDir,
+    azure_conn_env: params.AzureConnEnv = None,
 ) -> StageSummary:
     """Upload every processed image (``out_todo``) to the repository, ``index.wtml`` last.
 
@@ -144,26 +154,42 @@ def publish_images(
     wd = WorkDir(work_dir).ensure()
     wd.clean_partials("out_todo")
     ids = wd.ids("out_todo")
+    waiting: list[str] = []
+    if wd.review_enabled:  # reviewed work dir: approved images only, rejected ones flagged
+        decisions = wd.decisions()
+        reject_images(repository, azure_conn_env, wd, decisions)
+        waiting = [i for i in ids if i not in decisions]
+        ids = [i for i in ids if i in decisions and decisions[i].decision == "approved"]
     futures = publish_image_task.map(
         ids, unmapped(repository), unmapped(work_dir), unmapped(azure_conn_env)
     )
     done, errors = collect(futures, ids, "publish")
     summary = StageSummary(
-        stage="publish", done=tuple(done), failed=tuple(errors.failed_inputs()), errors=errors
+        stage="publish",
+        done=tuple(done),
+        skipped=tuple(waiting),
+        failed=tuple(errors.failed_inputs()),
+        errors=errors,
     )
     logger.info("%s", summary.line())
+    if waiting:
+        logger.info("%d image(s) wait for review: %s", len(waiting), ", ".join(waiting))
     publish_errors(errors, "publish-errors", "Publish errors")
+    sections = [*stage_sections([summary]), published_section(repository, azure_conn_env, done)]
+    report.publish("publish-report", "Publish", summary.line(), sections)
     unreachable = [r for r in errors.reports if r.error_type == RepositoryUnreachableError.__name__]
     if unreachable:
         raise RepositoryUnreachableError(
             f"{unreachable[0].message} ({len(done)} image(s) published, "
             f"{len(summary.failed)} not: the run could not proceed)"
         )
-    return summary
+    return report.finish(summary.line(), summary)
 
 
 @flow(name="reindex-repository", task_runner=ThreadPoolTaskRunner(max_workers=16))
-def reindex_repository(repository: str, azure_conn_env: str | None = None) -> StageSummary:
+def reindex_repository(
+    repository: params.Repository, azure_conn_env: params.AzureConnEnv = None
+) -> StageSummary:
     """Rewrite the repository's root ``index.wtml`` from every published image, newest first.
 
     An image folder without a non-empty ``index.wtml`` (unpublished, or mid-upload) is not
@@ -194,28 +220,139 @@ def reindex_repository(repository: str, azure_conn_env: str | None = None) -> St
     )
     logger.info("%s", summary.line())
     publish_errors(errors, "reindex-errors", "Reindex errors")
-    return summary
+    report.publish("reindex-report", "Reindex", summary.line(), stage_sections([summary]))
+    return report.finish(summary.line(), summary)
 
 
 @flow(name="ingest-images")
 def ingest_images(
-    repository: str,
-    work_dir: str,
-    azure_conn_env: str | None = None,
-    force: bool = False,
-    limit: int | None = None,
-    png_level: int = DEFAULT_PNG_LEVEL,
-    tile_workers: int | None = None,
+    repository: params.Repository,
+    work_dir: params.WorkDir,
+    azure_conn_env: params.AzureConnEnv = None,
+    force: params.Force = False,
+    limit: params.Limit = None,
+    png_level: params.PngLevel = DEFAULT_PNG_LEVEL,
+    tile_workers: params.TileWorkers = None,
+    review: params.Review = False,
+    review_timeout: params.ReviewTimeout = 3600,
 ) -> list[StageSummary]:
-    """fetch -> process -> publish -> reindex, each stage a subflow."""
-    return [
+    """fetch -> process -> publish -> reindex, each stage a subflow; this run's report
+    repeats every stage's counts, failures and the images published."""
+    stages = [
         fetch_images(repository, work_dir, azure_conn_env, force=force, limit=limit),
         process_images(
             repository, work_dir, azure_conn_env, png_level=png_level, tile_workers=tile_workers
         ),
+    ]
+    if review:
+        wait_for_review(work_dir, review_timeout)
+    stages += [
         publish_images(repository, work_dir, azure_conn_env),
         reindex_repository(repository, azure_conn_env),
     ]
+    headline = ingest_headline(stages)
+    sections = [
+        *stage_sections(stages),
+        published_section(repository, azure_conn_env, stages[2].done),
+    ]
+    report.publish("ingest-report", "Ingest", headline, sections)
+    return report.finish(headline, stages)
+
+
+def wait_for_review(work_dir: str, timeout_s: int) -> None:
+    """Publish the review artifact and pause until the operator answers the resume form.
+
+    Raises
+    ------
+    ReviewTimeoutError
+        When nobody answered within ``timeout_s`` seconds (nothing is published).
+    """
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    logger = get_run_logger()
+    wd = WorkDir(work_dir).ensure()
+    wd.enable_review()
+    offered = reviewing.pending(wd)
+    if not offered:
+        logger.info("review: no processed image waits for a decision")
+        return
+    reviewing.publish_review_artifact(wd, offered)
+    try:
+        answer = pause_flow_run(
+            wait_for_input=reviewing.ReviewInput.with_initial_data(
+                description=f"Approve or reject: {', '.join(offered)}"
+            ),
+            timeout=timeout_s,
+            poll_interval=2,
+        )
+    except FlowPauseTimeout:
+        # the run ends Failed, having published nothing: never "everything"
+        raise ReviewTimeoutError(
+            f"review of {len(offered)} image(s) not answered within {timeout_s} s: nothing "
+            f"published; decide with `astroflow approve|reject` and publish, or run again"
+        ) from None
+    decided = reviewing.record(wd, answer, offered)
+    logger.info(
+        "review: %d approved, %d rejected, %d undecided",
+        sum(d.decision == "approved" for d in decided),
+        sum(d.decision == "rejected" for d in decided),
+        len(offered) - len(decided),
+    )
+
+
+def reject_images(
+    repository: str, azure_conn_env: str | None, wd: WorkDir, decisions: dict[str, Any]
+) -> list[str]:
+    """Rejected images: ``skip.flag`` (holding the reason) in the repository, so they are
+    never fetched again; their processed folders move to ``out_rejected``."""
+    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    rejected = [d for d in decisions.values() if d.decision == "rejected"]
+    for d in rejected:
+        repo.write_text(f"{validate_id(d.image_id)}/skip.flag", f"rejected in review: {d.reason}\n")
+        wd.move("out_todo", "out_rejected", d.image_id)
+        wd.forget_decision(d.image_id)
+    return [d.image_id for d in rejected]
+
+
+def ingest_headline(stages: list[StageSummary]) -> str:
+    """``3 images published, 1 failed (process), 2 rejected`` from the four stages."""
+    by = {s.stage: s for s in stages}
+    failed = [f"{len(s.failed)} failed ({s.stage})" for s in stages if s.failed]
+    parts = [f"{len(by['publish'].done) if 'publish' in by else 0} image(s) published", *failed]
+    if "fetch" in by and by["fetch"].rejected:
+        parts.append(f"{len(by['fetch'].rejected)} rejected by the source")
+    return ", ".join(parts)
+
+
+def stage_sections(stages: list[StageSummary]) -> list[str]:
+    """Counts of every stage, then every failed input of every stage with its reason."""
+    counts = report.table(
+        ["stage", "new", "skipped", "done", "failed", "rejected"],
+        [
+            (s.stage, len(s.new), len(s.skipped), len(s.done), len(s.failed), len(s.rejected))
+            for s in stages
+        ],
+    )
+    errors = ErrorStack.merge(s.errors for s in stages)
+    return ["### Counts\n\n" + counts, report.errors_section(errors)]
+
+
+def published_section(repository: str, azure_conn_env: str | None, ids: Sequence[str]) -> str:
+    """The images published by this run, with their WTML URLs (and thumbnails when the
+    repository is served over http)."""
+    try:
+        prefix = read_pipeline_config(
+            open_repository(repository, azure_conn_env=azure_conn_env)
+        ).publish_url_prefix
+    except AstroflowError:
+        prefix = ""
+    rows = []
+    for image_id in sorted(ids):
+        url = f"{prefix}{image_id}/index.wtml" if prefix else f"{image_id}/index.wtml"
+        thumb = f"![{image_id}]({prefix}{image_id}/thumb.jpg)" if prefix.startswith("http") else ""
+        rows.append((image_id, url, thumb))
+    return "### Published images\n\n" + report.table(["image", "WTML", "thumbnail"], rows)
 
 
 def ignore_rejects(

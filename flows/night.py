@@ -13,15 +13,22 @@ import yaml
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from astroflow.flows.cascade import calibration_cascade
-from astroflow.flows.ingest import ingest_images
-from astroflow.flows.organiser import prepare_workspace
+from astroflow.flows import params, report
+from astroflow.flows.cascade import calibration_cascade, cascade_sections
+from astroflow.flows.ingest import (
+    ingest_headline,
+    ingest_images,
+    published_section,
+    stage_sections,
+)
+from astroflow.flows.organiser import prepare_sections, prepare_workspace
 from astroflow.models.cascade import CascadeSummary
 from astroflow.models.errors import ConfigError
 from astroflow.models.ingest import CONFIG_FILE, StageSummary
 from astroflow.models.organiser import PrepareSummary
 from astroflow.storage.repository import open_repository
 from astroflow.storage.sources import read_pipeline_config
+from astroflow.storage.workspace import Workspace
 
 
 class NightSummary(BaseModel):
@@ -68,14 +75,14 @@ def ensure_workspace_source(
 
 @flow(name="process-night")
 def process_night(
-    workspace: str,
-    repository: str,
-    azure_conn_env: str | None = None,
-    work_dir: str | None = None,
-    publish_url_prefix: str = "http://localhost:8000/",
-    folder_name: str = "astroflow night",
-    overwrite: bool = False,
-    task_runner: str = "threads",
+    workspace: params.Workspace,
+    repository: params.Repository,
+    azure_conn_env: params.AzureConnEnv = None,
+    work_dir: params.NightWorkDir = None,
+    publish_url_prefix: params.PublishUrlPrefix = "http://localhost:8000/",
+    folder_name: params.FolderName = "astroflow night",
+    overwrite: params.Overwrite = False,
+    task_runner: params.TaskRunner = "threads",
 ) -> NightSummary:
     """Calibrate a night's raw frames and publish the reduced science frames to WWT.
 
@@ -97,4 +104,21 @@ def process_night(
     work = work_dir or str(Path(workspace).expanduser().resolve() / "ingest")
     ingest = ingest_images(repository, work, azure_conn_env)
     logger.info("night done: %s; %s", cascade.line(), "; ".join(s.line() for s in ingest))
-    return NightSummary(prepare=prepared, cascade=cascade, ingest=tuple(ingest))
+    headline = f"{cascade.headline()}; {ingest_headline(ingest)}"
+    ws = Workspace.open(workspace)
+    report.publish(
+        "night-report",
+        f"Night {ws.root}",
+        headline,
+        [
+            "## Prepare\n\n" + prepared.headline() + "\n",
+            *prepare_sections(prepared),
+            "## Calibration\n\n" + cascade.headline() + "\n",
+            *cascade_sections(ws, cascade, None),
+            "## Ingest\n\n" + ingest_headline(ingest) + "\n",
+            *stage_sections(ingest),
+            published_section(repository, azure_conn_env, ingest[2].done),
+        ],
+    )
+    summary = NightSummary(prepare=prepared, cascade=cascade, ingest=tuple(ingest))
+    return report.finish(headline, summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from astroflow.flows import params, report
 from astroflow.flows.common import publish_errors
 from astroflow.models.errors import ErrorStack
 from astroflow.models.organiser import PrepareSummary
@@ -22,7 +23,7 @@ from astroflow.tasks.organiser_work import forget_fingerprints
 
 @flow(name="prepare-workspace")
 def prepare_workspace(
-    workspace: str, refresh: bool = False, rules: str | None = None
+    workspace: params.Workspace, refresh: params.Refresh = False, rules: params.Rules = None
 ) -> PrepareSummary:
     """Organise a workspace of raw FITS frames and predict the whole cascade.
 
@@ -83,11 +84,35 @@ def prepare_workspace(
         written,
     )
     publish_errors(errors, "prepare-errors", "Prepare errors")
-    return summary
+    report.publish(
+        "prepare-report", f"Prepare {ws.root}", summary.headline(), prepare_sections(summary)
+    )
+    return report.finish(summary.headline(), summary)
+
+
+def prepare_sections(summary: PrepareSummary) -> list[str]:
+    """Counts and every rejected frame with the reason (it was moved to ``misc/``)."""
+    counts = report.table(
+        ["session", "raw frames", "new", "removed", "rejected", "sets", "incomplete", "products"],
+        [
+            (
+                summary.session,
+                summary.raw_frames,
+                summary.new_frames,
+                summary.removed_frames,
+                len(summary.rejected),
+                summary.sets,
+                summary.incomplete_sets,
+                summary.products,
+            )
+        ],
+    )
+    rejected = report.table(["file", "reason (moved to misc/)"], summary.rejected)
+    return ["### Counts\n\n" + counts, "### Rejected frames\n\n" + rejected]
 
 
 @flow(name="refresh-session")
-def refresh_session(workspace: str, session: str | None = None) -> tuple[str, int]:
+def refresh_session(workspace: params.Workspace, session: params.Session = None) -> tuple[str, int]:
     """Redo a session's calibration matching and SOF files from its statuses.
 
     Parameters

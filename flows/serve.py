@@ -1,5 +1,8 @@
 """``astroflow serve``: every deployment of ``deployments/prefect.yaml`` from one process
-(Prefect's ``serve``), for users without a work pool. Same names, parameters and schedules."""
+(Prefect's ``serve``), for users without a work pool: the same parameters and schedules (as
+inactive as in the file), under names of their own (``<name>-served``). A served deployment
+that took a work pool deployment's name would take it over (no pool, no path) and pause its
+schedules when ``serve`` stops; separate names leave the pool's deployments alone."""
 
 from __future__ import annotations
 
@@ -26,6 +29,14 @@ def _flow_for(entrypoint: str) -> Any:
     return getattr(module, name)
 
 
+SERVED_SUFFIX = "-served"
+
+
+def served_name(name: str) -> str:
+    """The name ``serve`` gives the deployment ``name`` of prefect.yaml."""
+    return f"{name}{SERVED_SUFFIX}"
+
+
 def build_deployments(path: Path = PREFECT_YAML) -> list[Any]:
     from prefect.schedules import Cron
 
@@ -33,11 +44,12 @@ def build_deployments(path: Path = PREFECT_YAML) -> list[Any]:
     for spec in deployment_specs(path):
         flow = _flow_for(spec["entrypoint"])
         schedules = [
-            Cron(s["cron"], timezone=s.get("timezone", "UTC")) for s in spec.get("schedules", [])
+            Cron(s["cron"], timezone=s.get("timezone", "UTC"), active=s.get("active", True))
+            for s in spec.get("schedules", [])
         ]
         out.append(
             flow.to_deployment(
-                name=spec["name"],
+                name=served_name(spec["name"]),
                 parameters=spec.get("parameters", {}),
                 description=spec.get("description"),
                 tags=spec.get("tags", []),

@@ -54,10 +54,27 @@ class CascadeSummary(BaseModel):
     skipped: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     reasons: dict[str, str] = {}  # failed product -> why (its recipe's error or its QC)
+    # failed product -> "qc" (failed its QC ranges), "recipe" (its recipe raised) or
+    # "unchanged" (failed before with the same inputs: not redone)
+    failure_kinds: dict[str, Literal["qc", "recipe", "unchanged"]] = {}
+    recipes: dict[str, str] = {}  # product -> recipe, for every product of the run
+    replaced: dict[str, tuple[str, ...]] = {}  # product -> "X replaces Y (failed)" lines
     incomplete: tuple[tuple[str, str], ...] = ()  # (set, reason)
     substitutions: tuple[str, ...] = ()
     recipe_seconds: float = 0.0  # sum of the recipes' own time
     tasks: int = 0
+
+    def headline(self) -> str:
+        """The run's story in one line: ``11 products: 8 made, 2 failed, 1 substituted``."""
+        total = len(self.made) + len(self.skipped) + len(self.failed) + len(self.incomplete)
+        parts = [
+            f"{len(self.made)} made",
+            f"{len(self.skipped) - len(set(self.skipped) & set(self.failed))} skipped",
+            f"{len(self.failed)} failed",
+            f"{len(self.incomplete)} incomplete",
+            f"{len(self.replaced)} substituted",
+        ]
+        return f"{total} products: " + ", ".join(p for p in parts if not p.startswith("0 "))
 
     def line(self) -> str:
         return (

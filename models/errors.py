@@ -65,6 +65,10 @@ class RepositoryUnreachableError(RepositoryError):
     """The repository does not answer (refused, reset, timed out): the run cannot proceed."""
 
 
+class ReviewTimeoutError(AstroflowError):
+    """Nobody answered a review before its timeout: nothing was published."""
+
+
 class WcsError(ProcessingError):
     """An image has no usable celestial TAN WCS."""
 

@@ -183,3 +183,14 @@ class StageSummary(BaseModel):
             f"{self.stage}: new={len(self.new)} skipped={len(self.skipped)} "
             f"done={len(self.done)} failed={len(self.failed)} rejected={len(self.rejected)}"
         )
+
+
+class ReviewDecision(BaseModel):
+    """An operator's verdict on one processed image (``WORKDIR/review/<id>.json``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_id: str
+    decision: Literal["approved", "rejected"]
+    reason: str = ""
+    decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -130,3 +130,11 @@ class PrepareSummary(BaseModel):
     products: int
     sofs_written: int
     database_changed: bool
+
+    def headline(self) -> str:
+        """``41 raw frames (3 new, 2 rejected), 15 products predicted, 2 sets incomplete``."""
+        return (
+            f"{self.raw_frames} raw frames ({self.new_frames} new, {len(self.rejected)} "
+            f"rejected), {self.products} products predicted, {self.incomplete_sets} sets "
+            "incomplete"
+        )

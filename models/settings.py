@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     azure_connect_timeout, azure_read_timeout
         Seconds to wait for Azure Blob storage to accept a connection, and for each read
         (``ASTROFLOW_AZURE_CONNECT_TIMEOUT``, ``ASTROFLOW_AZURE_READ_TIMEOUT``).
+    autostart_server
+        Let a command that runs a flow start a local Prefect server in the background when
+        no Prefect API is configured or running (``ASTROFLOW_AUTOSTART_SERVER``, default true;
+        false: Prefect's temporary server for each command).
     azure_sdk_retries
         Retries of the Azure SDK itself per request (``ASTROFLOW_AZURE_SDK_RETRIES``, default
         0: the repository's own retries, with its circuit breaker, do the retrying).
@@ -69,6 +73,7 @@ class Settings(BaseSettings):
     azure_connect_timeout: float = Field(default=5.0, gt=0)
     azure_read_timeout: float = Field(default=20.0, gt=0)
     azure_sdk_retries: int = Field(default=0, ge=0)
+    autostart_server: bool = True
 
 
 def environment_variable(name: str) -> str | None:
@@ -82,6 +87,36 @@ def azure_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in AZURE_CREDENTIAL_VARIABLES if os.environ.get(name)}
 
 
+def prefect_api_configured() -> bool:
+    """Whether the user configured a Prefect API: ``PREFECT_API_URL`` in the environment or
+    in the active profile of Prefect's ``profiles.toml`` (read without importing Prefect)."""
+    import tomllib
+
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", str(home / "profiles.toml"))).expanduser()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    return bool(data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+def use_prefect_api(url: str) -> None:
+    """Make this process (and Prefect, imported after) use the API at ``url``."""
+    os.environ["PREFECT_API_URL"] = url
+
+
+def child_environment(**updates: str) -> dict[str, str]:
+    """This process's environment with ``updates``, for a child process (a Prefect server)."""
+    return {**os.environ, **updates}
+
+
 def apply_prefect_defaults() -> None:
-    """Prefect settings of the command line, where the user has not set them: no analytics."""
+    """Prefect settings of the command line, where the user has not set them: no analytics,
+    and a startup timeout for Prefect's temporary server that a busy machine meets (180 s
+    instead of 20 s)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

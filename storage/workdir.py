@@ -11,14 +11,15 @@ import json
 import shutil
 from pathlib import Path
 
-from astroflow.models.ingest import Candidate, Reject
+from astroflow.models.ingest import Candidate, Reject, ReviewDecision
 from astroflow.storage.files import move_replacing, write_json_atomic
 from astroflow.storage.keys import validate_id
 
-STAGES = ("cache_todo", "cache_done", "out_todo", "out_done")
+STAGES = ("cache_todo", "cache_done", "out_todo", "out_done", "out_rejected")
 CANDIDATE_FILE = "candidate.json"
 ERROR_FILE = "error.txt"
 REJECTS_FILE = "rejects.json"
+REVIEW_DIR = "review"  # <id>.json decisions; the folder's existence means "review is on"
 
 
 class WorkDir:
@@ -90,3 +91,38 @@ class WorkDir:
         write_json_atomic(
             self.root / REJECTS_FILE, {k: v.model_dump() for k, v in sorted(rejects.items())}
         )
+
+    # -- review before publish ------------------------------------------------------------
+
+    def enable_review(self) -> None:
+        """Mark this work directory as reviewed: ``publish`` then takes approved images only."""
+        (self.root / REVIEW_DIR).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def review_enabled(self) -> bool:
+        return (self.root / REVIEW_DIR).is_dir()
+
+    def decide(self, decision: ReviewDecision) -> None:
+        """Record a verdict (the image must be processed and waiting in ``out_todo``)."""
+        if not self.path("out_todo", decision.image_id).is_dir():
+            from astroflow.models.errors import ConfigError
+
+            raise ConfigError(f"{decision.image_id!r} is not processed and waiting for review")
+        self.enable_review()
+        write_json_atomic(
+            self.root / REVIEW_DIR / f"{validate_id(decision.image_id)}.json",
+            decision.model_dump(mode="json"),
+        )
+
+    def decisions(self) -> dict[str, ReviewDecision]:
+        """The recorded verdicts of the images still waiting in ``out_todo``."""
+        folder = self.root / REVIEW_DIR
+        out: dict[str, ReviewDecision] = {}
+        for image_id in self.ids("out_todo"):
+            path = folder / f"{image_id}.json"
+            if path.exists():
+                out[image_id] = ReviewDecision.model_validate_json(path.read_text("utf-8"))
+        return out
+
+    def forget_decision(self, image_id: str) -> None:
+        (self.root / REVIEW_DIR / f"{validate_id(image_id)}.json").unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -169,6 +170,40 @@ def blackhole() -> Iterator[int]:
     for conn in held:
         conn.close()
     server.close()
+
+
+# -- the wheel ------------------------------------------------------------------------------
+
+
+def build_wheel(workdir: Path) -> Path:
+    """Build astroflow's wheel from a copy of the project's files (so that no ``build/`` of
+    the checkout leaks stale modules into it); returns the wheel's path."""
+    src = workdir / "src"
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for folder in ("models", "processing", "storage", "tasks", "flows"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    out = workdir / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = out.glob("astroflow-*.whl")
+    return wheel
 
 
 # -- read-only folders ------------------------------------------------------------------------

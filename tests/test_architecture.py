@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "processing", "storage", "tasks", "flows")
@@ -173,24 +173,7 @@ def _package_folders() -> set[str]:
 @pytest.mark.slow
 def test_wheel_holds_the_astroflow_namespace_alone(tmp_path: Path) -> None:
     """Build the wheel from the project's files and look inside it."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--quiet",
-            "--wheel-dir",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("astroflow-*.whl")
+    wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}

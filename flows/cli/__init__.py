@@ -17,9 +17,11 @@ _COMMANDS = (data, ingest, night, organiser, server)  # imported for their regis
 
 def main() -> None:
     """Console-script entry point."""
+    from astroflow.flows.server import use_running_server
     from astroflow.models.settings import Settings, apply_prefect_defaults
 
     apply_prefect_defaults()
+    use_running_server()  # before any Prefect import
     setup_logging(verbose=Settings().verbose)
     app()
 

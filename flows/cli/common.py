@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -49,13 +51,34 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def run_stage(fn: Any, **kwargs: Any) -> Any:
     """Run a flow (or a storage query); exit 2 with a clear message when the run itself
-    cannot proceed."""
+    cannot proceed. A flow runs on the Prefect API the user configured, else on a running
+    local server (started in the background when there is none: :mod:`astroflow.flows.server`)."""
     from astroflow.models.errors import AstroflowError
 
     try:
-        return fn(**kwargs)
+        with _prefect_api(fn):
+            return fn(**kwargs)
     except AstroflowError as exc:
         raise fail(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _prefect_api(fn: Any) -> Iterator[None]:
+    from prefect import Flow
+
+    if not isinstance(fn, Flow):
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from astroflow.flows.server import found_api
+
+    url = found_api()
+    if url is None:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
 
 
 def print_summaries(summaries: Any) -> None:

@@ -3,7 +3,7 @@ ingest, ignore-rejects, repo check."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from astroflow.flows.cli.common import (
     fail,
     print_summaries,
     run_stage,
+    table,
 )
 
 repo_app = typer.Typer(help="Inspect data repositories.", no_args_is_help=True)
@@ -143,3 +144,59 @@ def ignore_rejects_cmd(
     typer.echo(f"ignore-rejects: written={len(written)} failed={len(errors)}")
     for report in errors.reports:
         typer.echo(f"  {report.one_line()}")
+
+
+@app.command("review")
+def review_cmd(repo: Repo, workdir: WorkDirArg) -> None:
+    """List the processed images waiting for review, with their decisions."""
+    from astroflow.flows import review
+    from astroflow.storage.workdir import WorkDir
+
+    wd = WorkDir(workdir)
+    decisions = wd.decisions()
+    rows = [
+        [image_id, name, size, position, tiles, _decision(decisions.get(image_id))]
+        for image_id, name, _thumb, size, position, tiles in review.image_rows(
+            wd, wd.ids("out_todo")
+        )
+    ]
+    table(["id", "name", "size", "position", "tiles", "decision"], rows)
+
+
+def _decision(decision: Any) -> str:
+    if decision is None:
+        return "waiting"
+    return decision.decision + (f": {decision.reason}" if decision.reason else "")
+
+
+def _decide(workdir: str, ids: list[str], decision: str, reason: str) -> None:
+    from astroflow.models.ingest import ReviewDecision
+    from astroflow.storage.workdir import WorkDir
+
+    wd = WorkDir(workdir)
+    for image_id in ids:
+        run_stage(
+            wd.decide,
+            decision=ReviewDecision(image_id=image_id, decision=decision, reason=reason),
+        )
+        typer.echo(f"{image_id}: {decision}")
+
+
+ImageIds = Annotated[list[str], typer.Argument(metavar="ID...", help="Image ids.")]
+
+
+@app.command("approve")
+def approve_cmd(repo: Repo, workdir: WorkDirArg, ids: ImageIds) -> None:
+    """Approve processed images: the next publish uploads them."""
+    _decide(workdir, ids, "approved", "")
+
+
+@app.command("reject")
+def reject_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    ids: ImageIds,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in skip.flag).")],
+) -> None:
+    """Reject processed images: the next publish writes skip.flag for them instead."""
+    _decide(workdir, ids, "rejected", reason)

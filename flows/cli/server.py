@@ -1,4 +1,4 @@
-"""Commands of the Prefect side: serve."""
+"""Commands of the Prefect side: serve, and the local Prefect server astroflow keeps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from astroflow.flows.cli.common import app
+from astroflow.flows.cli.common import app, run_stage
 
 
 @app.command("serve")
@@ -17,3 +17,44 @@ def serve_cmd(
     from astroflow.flows.serve import serve_all
 
     serve_all(limit=limit)
+
+
+server_app = typer.Typer(
+    help="The local Prefect server (with its UI) that astroflow's commands use.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start a Prefect server on 127.0.0.1 in the background; later commands use it."""
+    from astroflow.flows import server
+
+    record = run_stage(server.start)
+    typer.echo(f"Prefect server: {record.ui} (API {record.url}), log {record.log}")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """The server astroflow uses; exit 1 when none answers."""
+    from astroflow.flows import server
+
+    record = server.read_record()
+    if record is not None and server.healthy(record.url):
+        typer.echo(f"running: {record.ui} (API {record.url}, pid {record.pid})")
+        return
+    if server.healthy(server.DEFAULT_URL):
+        typer.echo(f"running (not started by astroflow): {server.DEFAULT_URL}")
+        return
+    typer.echo("no Prefect server running (the next command that runs a flow starts one)")
+    raise typer.Exit(1)
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the server astroflow started."""
+    from astroflow.flows import server
+
+    record = server.stop()
+    typer.echo(f"stopped {record.ui}" if record else "no server started by astroflow")

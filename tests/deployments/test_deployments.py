@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from astroflow.flows.serve import build_deployments, deployment_specs
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, build_wheel, free_port
 from tests.imagedata import tan_wcs, write_fits
 from tests.organiser_data import make_workspace
 
@@ -29,13 +29,21 @@ def test_prefect_yaml_declares_the_deployments() -> None:
     specs = {s["name"]: s for s in deployment_specs()}
     assert {"nightly-ingest", "reindex", "prepare", "calibrate-night", "night"} <= set(specs)
     assert specs["nightly-ingest"]["schedules"][0]["cron"] == "0 8 * * *"
+    # nothing runs on a schedule until an operator has configured real paths
+    assert all(not s["active"] for spec in specs.values() for s in spec.get("schedules", []))
+    # module entrypoints: they resolve wherever astroflow is installed
+    assert all(spec["entrypoint"].startswith("astroflow.flows.") for spec in specs.values())
     assert "schedules" not in specs["reindex"]
     text = (ROOT / "deployments" / "prefect.yaml").read_text()
     assert "AccountKey" not in text
     assert "connection_string" not in text.lower()
-    names = {(d.flow_name, d.name) for d in build_deployments()}
-    assert ("ingest-images", "nightly-ingest") in names  # serve uses the same names
-    assert ("calibration-cascade", "calibrate-night") in names
+    served = build_deployments()
+    names = {(d.flow_name, d.name) for d in served}
+    # serve never takes over (and, on exit, pauses) the work pool's deployments
+    assert ("ingest-images", "nightly-ingest-served") in names
+    assert ("calibration-cascade", "calibrate-night-served") in names
+    assert not names & {(d.flow_name, s) for d in served for s in specs}
+    assert all(not s.active for d in served for s in d.schedules)
 
 
 def _env(home: Path, port: int) -> dict[str, str]:
@@ -43,6 +51,7 @@ def _env(home: Path, port: int) -> dict[str, str]:
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",  # the UI asks its own server
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="2",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
@@ -121,6 +130,35 @@ def _run_deployment(name: str, params: dict[str, str], env: dict[str, str]) -> N
         pytest.fail(f"deployment run {name} did not complete:\n{text[-3000:]}\nlogs:\n{logs}")
 
 
+DEPLOYMENTS = {
+    "nightly-ingest": "ingest-images",
+    "reindex": "reindex-repository",
+    "prepare": "prepare-workspace",
+    "calibrate-night": "calibration-cascade",
+    "night": "process-night",
+}
+
+
+def _check_what_the_ui_shows(api: str) -> None:
+    """The run form of every deployment: each parameter typed and described, optional ones
+    plain fields, the task runner a dropdown; no recorded working directory; no schedule on."""
+    for name, flow_name in DEPLOYMENTS.items():
+        got = httpx.get(f"{api}/deployments/name/{flow_name}/{name}", timeout=10).json()
+        props = got["parameter_openapi_schema"]["properties"]
+        assert props, name
+        for param, prop in props.items():
+            assert prop.get("description"), f"{name}.{param} has no description"
+            if param == "task_runner":
+                choices = [a for a in prop["anyOf"] if "enum" in a]
+                assert choices[0]["enum"] == ["threads", "dask-local"]
+            else:
+                assert prop.get("type") in ("string", "boolean", "integer", "array"), param
+                assert "anyOf" not in prop, f"{name}.{param} renders as a type toggle"
+        steps = [next(iter(step)) for step in got.get("pull_steps") or []]
+        assert "prefect.deployments.steps.set_working_directory" not in steps, name
+        assert all(not s["active"] for s in got.get("schedules", [])), name
+
+
 @pytest.mark.slow
 def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -> None:
     env = prefect_server
@@ -132,6 +170,7 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
     listed = _run([PREFECT, "deployment", "ls"], env)
     for name in ("nightly-ingest", "calibrate-night", "night", "reindex", "prepare"):
         assert name in listed
+    _check_what_the_ui_shows(env["PREFECT_API_URL"])
     # inputs: a folder source with one FITS image, a synthetic workspace
     src = tmp_path / "src"
     src.mkdir()
@@ -150,11 +189,38 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
     )
     ws = tmp_path / "ws"
     make_workspace(ws, np.random.default_rng(4), shape=(24, 24))
+    # the worker runs astroflow from a wheel, in another folder than the checkout
+    site = tmp_path / "site"
+    wheel = build_wheel(tmp_path / "build")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        env,
+    )
+    worker_env = {**env, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import astroflow.flows.ingest as m; print(m.__file__)"],
+        env=worker_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(site)), where
     worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
     worker = subprocess.Popen(
         [PREFECT, "worker", "start", "--pool", "astroflow"],
-        env=env,
-        cwd=ROOT,
+        env=worker_env,
+        cwd=tmp_path,  # not the checkout: module entrypoints resolve from the installed package
         stdout=worker_log,
         stderr=subprocess.STDOUT,
     )
@@ -174,3 +240,53 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
     finally:
         _stop(worker)
         worker_log.close()
+
+
+@pytest.mark.slow
+def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_path: Path) -> None:
+    """A real browser (Debian's chromium, headless, driven by playwright-core) opens the
+    finished process-night run in the Prefect UI, clicks its Artifacts tab and finds the
+    report's product table, the failed master flat in it."""
+    from astroflow.processing.synthetic import night_frames
+    from astroflow.storage.frames import write_raw_frame
+
+    env = prefect_server
+    ws, repo = tmp_path / "ws", tmp_path / "repo"
+    ws.mkdir()
+    for frame in night_frames((64, 64)):
+        write_raw_frame(ws / frame.name, frame.data, frame.header)
+    night = subprocess.run(
+        [str(Path(sys.executable).with_name("astroflow")), "night", str(ws), str(repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert night.returncode == 0, night.stderr[-3000:]
+    api = env["PREFECT_API_URL"]
+    runs = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"flow_runs": {"parent_task_run_id": {"is_null_": True}}, "sort": "START_TIME_DESC"},
+        timeout=10,
+    ).json()
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+    (run,) = [r for r in runs if flows[r["flow_id"]] == "process-night"][:1]
+    shot = tmp_path / "artifacts.png"
+    browser = subprocess.run(
+        [
+            "node",
+            str(ROOT / "tests" / "ui" / "artifacts.mjs"),
+            api.removesuffix("/api"),
+            run["id"],
+            "night-report",
+            "failed QC",
+            str(shot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert browser.returncode == 0, browser.stdout + browser.stderr[-2000:]
+    assert '"text":true' in browser.stdout
+    assert shot.stat().st_size > 10_000  # a real screenshot of the rendered table

@@ -55,3 +55,50 @@ def test_repo_check_missing_env(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["repo", "check", "az://abc/x", "--azure-conn-env", "NOPE_CONN"])
     assert result.exit_code == 2
     assert "NOPE_CONN" in result.output
+
+
+@pytest.mark.slow
+def test_server_is_kept_for_the_user_and_used_by_later_commands(tmp_path: Path) -> None:
+    """`astroflow server start|status|stop`, and a flow command with no Prefect configured
+    runs on that server (no temporary server of its own)."""
+    import json
+    import os
+
+    import httpx
+    import numpy as np
+
+    from tests.organiser_data import make_workspace
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "ASTROFLOW_CACHE_DIR": str(tmp_path / "cache"),
+        "ASTROFLOW_AUTOSTART_SERVER": "false",  # prove the recorded server is what is used
+    }
+    exe = str(Path(sys.executable).with_name("astroflow"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    assert cli("server", "status").returncode == 1
+    started = cli("server", "start")
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        assert "Prefect server: http://127.0.0.1:" in started.stdout
+        record = json.loads((tmp_path / "cache" / "prefect-server" / "server.json").read_text())
+        status = cli("server", "status")
+        assert status.returncode == 0
+        assert record["url"] in status.stdout
+        ws = tmp_path / "ws"
+        make_workspace(ws, np.random.default_rng(5))
+        prep = cli("prep", str(ws))
+        assert prep.returncode == 0, prep.stderr[-3000:]
+        assert "Starting temporary server" not in prep.stderr
+        runs = httpx.post(f"{record['url']}/flow_runs/filter", json={}, timeout=10).json()
+        assert any(r["state_type"] == "COMPLETED" for r in runs)
+    finally:
+        stopped = cli("server", "stop")
+    assert stopped.returncode == 0
+    assert cli("server", "status").returncode == 1

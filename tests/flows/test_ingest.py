@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -501,3 +502,104 @@ def test_sigterm_stops_a_publish_stuck_on_a_silent_endpoint(tmp_path: Path, blac
         pytest.fail("publish did not stop within 30 s of SIGTERM")
     assert proc.returncode != 0
     assert (image / "index.wtml").exists()  # still waiting to be published
+
+
+# -- review before publish ------------------------------------------------------------------
+
+
+def _resume_when_paused(answer: dict, found: dict) -> threading.Thread:
+    """A thread that waits for a paused ingest-images run, reads what it shows, answers."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    async def wait() -> None:
+        async with get_client() as client:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                runs = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=dict(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                    )
+                )
+                if runs:
+                    found["run"] = runs[0]
+                    artifacts = await client.read_artifacts(
+                        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review"]))
+                    )
+                    found["review"] = [a.data for a in artifacts]
+                    break
+                await asyncio.sleep(0.5)
+
+    def run() -> None:
+        asyncio.run(wait())
+        if "run" in found:
+            resume_flow_run(found["run"].id, run_input=answer)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_review_in_the_resume_form_publishes_only_approved(tmp_path: Path, source: dict) -> None:
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(source["dir"]), prefix="http://localhost:8000/")
+    found: dict = {}
+    answer = {
+        "approve": ["m42_field"],
+        "reject": ["andromeda"],
+        "reasons": {"andromeda": "blurred"},
+    }
+    thread = _resume_when_paused(answer, found)
+    stages = ingest_images(str(repo_dir), str(work), review=True, review_timeout=240)
+    thread.join(30)
+    assert "run" in found, "the run never paused for review"
+    shown = found["review"][-1]
+    assert "m42_field" in shown
+    assert "andromeda" in shown
+    assert "data:image/jpeg;base64," in shown  # thumbnails
+    assert _published(repo_dir) == {"m42_field"}
+    assert "blurred" in (repo_dir / "andromeda" / "skip.flag").read_text()
+    assert stages[2].done == ("m42_field",)
+    again = fetch_images(str(repo_dir), str(work))
+    assert "andromeda" not in again.new  # rejected: never fetched again
+
+
+def test_unanswered_review_publishes_nothing_then_the_cli_decides(
+    tmp_path: Path, source: dict
+) -> None:
+    from typer.testing import CliRunner
+
+    from astroflow.flows.cli import app
+
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(source["dir"]))
+    state = ingest_images(
+        str(repo_dir), str(work), review=True, review_timeout=3, return_state=True
+    )
+    assert state.is_failed()  # nobody reviewed: not green, and nothing published
+    assert _published(repo_dir) == set()
+    assert not (repo_dir / "index.wtml").exists()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["review", str(repo_dir), str(work)])
+    assert listed.exit_code == 0, listed.output
+    assert "waiting" in listed.output
+    assert runner.invoke(app, ["approve", str(repo_dir), str(work), "andromeda"]).exit_code == 0
+    out = runner.invoke(
+        app, ["reject", str(repo_dir), str(work), "m42_field", "--reason", "duplicate"]
+    )
+    assert out.exit_code == 0, out.output
+    bad = runner.invoke(app, ["approve", str(repo_dir), str(work), "nope"])
+    assert bad.exit_code == 2
+    published = runner.invoke(app, ["publish", str(repo_dir), str(work)])
+    assert published.exit_code == 0, published.output
+    assert _published(repo_dir) == {"andromeda"}
+    assert "duplicate" in (repo_dir / "m42_field" / "skip.flag").read_text()

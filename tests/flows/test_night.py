@@ -63,3 +63,74 @@ def test_cli_demo_prints_the_report(tmp_path: Path) -> None:
     assert "replaces" in out.output
     assert "Published images (3)" in out.output
     assert "index.wtml" in out.output
+
+
+def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
+    """What the operator sees on the process-night run (read back through the Prefect API):
+    its own report artifact with every product, failures first; the failed master a Failed
+    task run whose message is the reason; the headline as the run's state message."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
+    from astroflow.flows.night import process_night
+    from astroflow.processing.synthetic import night_frames
+    from astroflow.storage.frames import write_raw_frame
+
+    workspace, repository = tmp_path / "ws", tmp_path / "repo"
+    workspace.mkdir()
+    repository.mkdir()
+    for frame in night_frames((96, 96)):
+        write_raw_frame(workspace / frame.name, frame.data, frame.header)
+    state = process_night(
+        str(workspace),
+        str(repository),
+        publish_url_prefix="http://localhost:8000/",
+        return_state=True,
+    )
+    assert state.is_completed()
+    summary = state.result()
+    assert state.message.startswith(f"{summary.cascade.headline()}; ")
+    assert "1 failed" in state.message
+    run_id = state.state_details.flow_run_id
+
+    async def read() -> list:
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+
+    artifacts = asyncio.run(read())
+    reports = [a for a in artifacts if a.key == "night-report"]
+    assert len(reports) == 1, [a.key for a in artifacts]
+    text = reports[0].data
+    (bad,) = summary.cascade.failed
+    for section in ("### Products", "### QC", "### Published images", "### Rejected frames"):
+        assert section in text
+    products = text.split("### Products", 1)[1].split("###", 1)[0]
+    first_row = products.splitlines()[4]  # heading, blank, header, rule, then rows
+    assert bad in first_row  # failures first
+    assert "**failed QC**" in first_row
+    assert "QC failed: cold_fraction" in first_row
+    assert "**out of range**" in text
+    for image_id in summary.ingest[2].done:
+        assert f"http://localhost:8000/{image_id}/index.wtml" in text
+        assert f"http://localhost:8000/{image_id}/thumb.jpg" in text
+
+    async def failed_flat() -> list:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=f"mflat-{bad}"))
+            )
+            return [r for r in runs if r.state is not None]
+
+    runs = asyncio.run(failed_flat())
+    assert runs
+    assert all(r.state.is_failed() for r in runs)
+    assert all(r.state.message.startswith("QC failed: ") for r in runs)

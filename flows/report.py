@@ -1,0 +1,77 @@
+"""The report every run publishes on itself: what the operator reads in the Prefect UI.
+
+Each flow that a deployment or the command line starts ends by publishing one markdown
+artifact on its own run (``<flow>-report``): counts first, then every failed input with its
+reason, then the flow's own tables (products, QC values, published images). A parent flow
+(``ingest-images``, ``process-night``) repeats its subflows' sections, so that the run the
+operator opens needs no click-through. The run's final state message is the report's first
+line (:func:`finish`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, State
+
+from astroflow.models.errors import ErrorStack
+
+T = TypeVar("T")
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table (cells escaped, one line each); "none" when there are no rows."""
+    rows = list(rows)
+    if not rows:
+        return "_none_\n"
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def qc_value(value: float | None) -> str:
+    """A QC value rounded for reading: 4 significant digits, ``nan`` for a missing one."""
+    if value is None or not math.isfinite(value):
+        return "nan"
+    return f"{value:.4g}"
+
+
+def errors_section(errors: ErrorStack, title: str = "Failed inputs") -> str:
+    """Every report of the stack, critical ones first: input, step, what went wrong."""
+    if not errors:
+        return f"### {title}\n\n_none_\n"
+    ordered = sorted(errors.reports, key=lambda r: (not r.critical, r.step, r.inputs))
+    rows = [
+        (
+            ", ".join(r.inputs),
+            r.step,
+            f"{r.error_type}: {r.message}",
+            "yes" if r.critical else "no (dropped, the rest went on)",
+            "yes" if r.expected else "**no** (see the task run's log)",
+        )
+        for r in ordered
+    ]
+    return f"### {title}\n\n" + table(["input", "step", "error", "critical", "expected"], rows)
+
+
+def publish(key: str, title: str, headline: str, sections: Sequence[str]) -> str:
+    """Attach the report to the current run as the markdown artifact ``key``; returns it."""
+    markdown = f"# {title}\n\n**{headline}**\n\n" + "\n".join(s for s in sections if s)
+    create_markdown_artifact(key=key, markdown=markdown, description=headline)
+    return markdown
+
+
+def finish(headline: str, data: T) -> State[T]:
+    """The run's final state: Completed, with the headline as its message (the run header)."""
+    return Completed(message=headline, data=data)
