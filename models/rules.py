@@ -106,6 +106,9 @@ class RuleSet(BaseModel):
     classify: tuple[Classifier, ...]
     recipes: tuple[Recipe, ...]
     exptime_decimals: int = 2
+    # Header keywords that mark a reduced product, never a raw frame (astroflow's own AF_RECIP
+    # always; e.g. ESO's "ESO PRO CATG"): such files go to misc/ with the reason.
+    product_keywords: tuple[str, ...] = ("AF_RECIP",)
 
     @field_validator("keywords")
     @classmethod

@@ -54,6 +54,11 @@ def frame_info(file: str, header: Mapping[str, Any], rules: RuleSet) -> FrameInf
     ProcessingError
         For a missing required keyword, an unparseable value, or a type no rule matches.
     """
+    for keyword in rules.product_keywords:
+        if header.get(keyword) not in (None, ""):
+            raise ProcessingError(
+                f"{file}: a reduced product ({keyword}={header[keyword]!r}), not a raw frame"
+            )
     kw = rules.keywords
     values: dict[str, Any] = {}
     for field, keyword in kw.items():

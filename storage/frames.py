@@ -214,3 +214,15 @@ def write_png(rgba: np.ndarray, png_path: Path) -> Path:
     """Write an ``(H, W, 4)`` uint8 image as PNG (a preview), with the tiles' encoder."""
     png_path.write_bytes(encode_rgba(np.ascontiguousarray(rgba)))
     return png_path
+
+
+def mark_qc_verdict(path: Path, failures: Sequence[str]) -> None:
+    """Write the QC verdict into a product's own header: ``AF_QC = 'PASS'`` or ``'FAIL'``,
+    and for a failure one ``HISTORY QC FAIL: ...`` card per failed metric."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path, mode="update") as hdul:
+            header = hdul[0].header
+            header["AF_QC"] = ("FAIL" if failures else "PASS", "astroflow QC verdict")
+            for failure in failures:
+                header.add_history(f"QC FAIL: {failure}"[:72])

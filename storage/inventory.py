@@ -94,6 +94,26 @@ def root_fits(workspace: Path) -> list[Path]:
     return sorted(p for p in workspace.iterdir() if p.is_file() and is_fits_name(p.name))
 
 
+#: Files of astroflow itself in the workspace root (the SQLite database and its companions).
+OWN_FILES_PREFIX = "astroflow.db"
+
+
+def root_others(workspace: Path) -> list[Path]:
+    """Visible files in the workspace root that are neither FITS (plain or compressed) nor
+    astroflow's own: they belong in ``misc/`` (soxspipe's rule)."""
+    out = []
+    for p in sorted(workspace.iterdir()):
+        lower = p.name.lower()
+        if not p.is_file() or p.name.startswith(".") or p.name.startswith(OWN_FILES_PREFIX):
+            continue
+        if is_fits_name(p.name) or any(
+            lower.endswith(f + c) for f in FITS_SUFFIXES for c in COMPRESSED
+        ):
+            continue
+        out.append(p)
+    return out
+
+
 def raw_files(workspace: Path) -> dict[str, FileStat]:
     """Every FITS file under ``raw/``, by workspace-relative path."""
     out: dict[str, FileStat] = {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from astroflow.models.errors import ConfigError
@@ -170,16 +171,30 @@ class Workspace:
         self.ensure_session_dirs(current.name)
         return current.name
 
-    def create_session(self, name: str, rules: str | None = None) -> str:
+    def create_session(self, name: str | None = None, rules: str | None = None) -> str:
         """Create a session and make it current; it starts with no statuses of its own and
-        the current session's rules unless ``rules`` names others."""
-        validate_session_id(name)
+        the current session's rules unless ``rules`` names others. Without a name it gets
+        one after soxspipe's rule: the time, ``20261202t013045`` (letters, digits, at most 16).
+
+        Its ``settings/`` folder gets a copy of the default QC ranges (``qc.yaml``, to edit)
+        and ``session.yaml`` with the session's other choices (its rules).
+        """
         db = self.database()
+        if name is None:
+            taken = {s.name for s in catalog.sessions(db)}
+            stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
+            name = next(n for n in (stamp, *(f"{stamp}{i}" for i in range(10))) if n not in taken)
+        validate_session_id(name)
         current = catalog.current_session(db)
-        catalog.create_session(
-            db, name, rules=rules or (current.rules if current else DEFAULT_RULESET)
-        )
+        chosen = rules or (current.rules if current else DEFAULT_RULESET)
+        catalog.create_session(db, name, rules=chosen)
         self.ensure_session_dirs(name)
+        self.write_default_settings(name)
+        write_bytes_atomic(
+            self.session_dir(name) / "settings" / "session.yaml",
+            f"# choices of session {name} (the database holds what is in force)\n"
+            f"rules: {chosen}\n".encode(),
+        )
         return name
 
     def switch_session(self, name: str) -> None:
@@ -208,32 +223,72 @@ class Workspace:
         return changed
 
     def qc_ranges(self, session: str) -> dict[str, dict[str, tuple[float, float]]]:
-        """Acceptable QC ranges per recipe: the session's ``settings/qc.yaml`` when present,
-        else the shipped defaults. Bounds are inclusive.
+        """Acceptable QC ranges per recipe: the shipped defaults, overridden metric by metric
+        by the session's ``settings/qc.yaml`` (what it does not name keeps its default).
+        Bounds are inclusive.
 
         Raises
         ------
         ConfigError
-            Naming the file, recipe and value, for a malformed range.
+            Naming the file and the key, for an unknown recipe or metric (with the known
+            names), a non-numeric or an inverted range.
         """
-        import yaml
-
+        ranges = read_qc_file(QC_DEFAULTS, None)
         path = self.qc_file(session)
-        if not path.exists():
-            path = QC_DEFAULTS
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        out: dict[str, dict[str, tuple[float, float]]] = {}
-        for recipe, ranges in data.items():
-            out[recipe] = {}
-            for name, bounds in (ranges or {}).items():
-                try:
-                    lo, hi = (float(b) for b in bounds)
-                except (TypeError, ValueError):
-                    raise ConfigError(
-                        f"{path}: {recipe}.{name} must be [min, max], got {bounds!r}"
-                    ) from None
-                out[recipe][name] = (lo, hi)
-        return out
+        if path.exists():
+            for recipe, metrics in read_qc_file(path, ranges).items():
+                ranges[recipe] = {**ranges[recipe], **metrics}
+        return ranges
+
+    def write_default_settings(self, session: str) -> Path:
+        """A new session's ``settings/qc.yaml``: a copy of the defaults, to edit."""
+        target = self.qc_file(session)
+        if not target.exists():
+            write_bytes_atomic(target, QC_DEFAULTS.read_bytes())
+        return target
+
+
+def read_qc_file(
+    path: Path, known: dict[str, dict[str, tuple[float, float]]] | None
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """The ranges of one QC file, checked: ``recipe: {metric: [min, max]}`` with min <= max,
+    and (given ``known``, the defaults) only recipes and metrics that exist.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the key.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must map recipe names to metric ranges")
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for recipe, ranges in data.items():
+        if known is not None and recipe not in known:
+            raise ConfigError(
+                f"{path}: unknown recipe {recipe!r} (known: {', '.join(sorted(known))})"
+            )
+        if not isinstance(ranges or {}, dict):
+            raise ConfigError(f"{path}: {recipe} must map metric names to [min, max]")
+        out[recipe] = {}
+        for name, bounds in (ranges or {}).items():
+            if known is not None and name not in known[recipe]:
+                raise ConfigError(
+                    f"{path}: unknown metric {recipe}.{name} (known for {recipe}: "
+                    f"{', '.join(sorted(known[recipe]))})"
+                )
+            try:
+                lo, hi = (float(b) for b in bounds)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{path}: {recipe}.{name} must be [min, max], got {bounds!r}"
+                ) from None
+            if lo > hi:
+                raise ConfigError(f"{path}: {recipe}.{name} is inverted: [{lo:g}, {hi:g}]")
+            out[recipe][name] = (lo, hi)
+    return out

@@ -36,6 +36,7 @@ from astroflow.storage.database import Database
 from astroflow.storage.frames import (
     PixelCache,
     inputs_hash,
+    mark_qc_verdict,
     opened,
     read_data,
     read_header,
@@ -296,6 +297,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
             for k, v in qc.items()
         ],
     )
+    mark_qc_verdict(out, failures)
     if failures:
         message = f"QC failed: {'; '.join(failures)} [inputs {fingerprint}]"
         catalog.set_status(db, inp.session, inp.product, "fail", message)

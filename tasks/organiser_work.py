@@ -19,6 +19,7 @@ from astroflow.storage.inventory import (
     move_to,
     raw_files,
     root_fits,
+    root_others,
     stat,
     uncompress_root,
 )
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | ProcessingError]:
     """Classify frames from the header cards the rules name (sequential: header scanning is
     CPU work under the GIL, threads only add contention; measured)."""
-    wanted = frozenset(rules.keywords.values())
+    wanted = frozenset(rules.keywords.values()) | frozenset(rules.product_keywords)
     out: list[FrameInfo | ProcessingError] = []
     for path in paths:
         try:
@@ -64,6 +65,19 @@ def organise_new_frames(
     rejected: list[tuple[FileStat, str]] = []
     reports: list[ErrorReport] = []
     taken = set(known)
+    for path in root_others(ws):  # not FITS at all: misc/, as soxspipe does
+        rel = move_to(ws, path, "misc")
+        rejected.append((stat(ws, rel), "not a FITS file"))
+        reports.append(
+            ErrorReport(
+                error_type="NotFits",
+                message=f"{path.name}: not a FITS file (moved to misc/)",
+                step="prepare",
+                inputs=(path.name,),
+                expected=True,
+                critical=False,
+            )
+        )
     for path, info in zip(paths, infos, strict=True):
         if isinstance(info, FrameInfo) and info.path in taken:
             info = ProcessingError(

@@ -37,10 +37,12 @@ def prep_cmd(
 @session_app.command("create")
 def session_create(
     workspace: WorkspaceArg,
-    session_id: Annotated[str, typer.Argument(metavar="ID")],
+    session_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Session id (default: the time).")
+    ] = None,
     rules: Annotated[str | None, typer.Option(help="Ruleset for the session.")] = None,
 ) -> None:
-    """Create a session and make it current."""
+    """Create a session and make it current; its settings/ gets the default QC ranges."""
     from astroflow.flows.organiser import refresh_session
 
     ws = run_stage(_workspace, path=workspace, writable=True)

@@ -104,6 +104,10 @@ def test_failed_flat_is_replaced_by_neighbouring_night(tmp_path: Path) -> None:
     assert "cold_fraction" in status[1]
     assert summary.reasons[bad_flat].startswith("QC failed: ")
     assert "cold_fraction=" in summary.reasons[bad_flat]
+    flagged = fits.getheader(_product(ws, bad_flat))  # the product says so itself
+    assert flagged["AF_QC"] == "FAIL"
+    assert any(str(h).startswith("QC FAIL: cold_fraction=") for h in flagged["HISTORY"])
+    assert fits.getheader(_product(ws, "20260110_MFLAT_1x1_R"))["AF_QC"] == "PASS"
     assert "[inputs" not in summary.reasons[bad_flat]
     sof = (ws / "sessions" / "base" / "sof" / "n1_sciR_0_RED.sof").read_text()
     assert "# SUBSTITUTED: 20260110_MFLAT_1x1_R" in sof
@@ -254,3 +258,17 @@ def test_kill_9_mid_cascade_reads_interrupted_and_the_rerun_sweeps_and_finishes(
     assert not list(session_dir.glob("astroflow-cache-*"))  # swept
     assert set(interrupted) <= set(summary.made)
     assert not summary.failed
+
+
+def test_a_product_copied_into_the_workspace_is_not_taken_as_raw(prepared: Path) -> None:
+    import shutil
+
+    calibration_cascade(str(prepared), recipes=["mbias"])
+    product = _product(prepared, "20260109_MBIAS")
+    shutil.copy(product, prepared / "copied_master.fits")
+    before = {p.name for p in catalog.load_plan(Database(prepared))[1]}
+    again = prepare_workspace(str(prepared))
+    reasons = dict(again.rejected)
+    assert "a reduced product (AF_RECIP='mbias'), not a raw frame" in reasons["copied_master.fits"]
+    assert (prepared / "misc" / "copied_master.fits").exists()
+    assert {p.name for p in catalog.load_plan(Database(prepared))[1]} == before

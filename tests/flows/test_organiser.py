@@ -40,7 +40,8 @@ def test_prepare_organises_and_predicts(workspace: Path, database_backend: str) 
     s = prepare_workspace(str(workspace))
     assert s.session == "base"
     assert s.raw_frames == 37  # 38 frames, n2_bias_3.Z and n2_flatR_4.gz included, minus none
-    assert dict(s.rejected).keys() == {"corrupt.fits", "noheader.fits", "focus.fits"}
+    rejected = {"corrupt.fits", "noheader.fits", "focus.fits", "readme.txt"}
+    assert dict(s.rejected).keys() == rejected
     reasons = dict(s.rejected)
     assert "missing required keyword IMAGETYP" in reasons["noheader.fits"]
     assert "matches no rule" in reasons["focus.fits"]
@@ -54,8 +55,10 @@ def test_prepare_organises_and_predicts(workspace: Path, database_backend: str) 
         "corrupt.fits",
         "noheader.fits",
         "focus.fits",
+        "readme.txt",
     }
-    assert (workspace / "readme.txt").exists()  # not FITS: left alone
+    assert (workspace / "misc" / "readme.txt").exists()  # not FITS: misc/, as soxspipe does
+    assert "not a FITS file" in reasons["readme.txt"]
     assert len(list((workspace / "raw" / "2026-01-09").iterdir())) == 23
     db = Database(workspace)
     sets, products = catalog.load_plan(db)
@@ -69,7 +72,7 @@ def test_prepare_organises_and_predicts(workspace: Path, database_backend: str) 
     assert "only 2 flat" in flats["V"].reason
     assert len(by_recipe["reduce"]) == 7  # one set per science frame
     assert all(p.filepath == f"reduced/{p.night}/{p.recipe}/{p.name}.fits" for p in products)
-    assert len(catalog.rejected(db)) == 3
+    assert len(catalog.rejected(db)) == 4  # the three bad FITS and readme.txt, each with its reason
 
 
 def test_sof_files_match_golden(workspace: Path) -> None:
