@@ -218,11 +218,24 @@ def write_png(rgba: np.ndarray, png_path: Path) -> Path:
 
 def mark_qc_verdict(path: Path, failures: Sequence[str]) -> None:
     """Write the QC verdict into a product's own header: ``AF_QC = 'PASS'`` or ``'FAIL'``,
-    and for a failure one ``HISTORY QC FAIL: ...`` card per failed metric."""
+    and for a failure one ``HISTORY QC FAIL: ...`` card per failed metric (replacing those of
+    an earlier verdict)."""
+    verdict = "FAIL" if failures else "PASS"
+    lines = [f"QC FAIL: {failure}"[:72] for failure in failures]
+    current = read_header(path)
+    shown = [str(h) for h in current.get("HISTORY", []) if str(h).startswith("QC FAIL: ")]
+    if current.get("AF_QC") == verdict and shown == lines:
+        return  # unchanged: the file stays as it is (products made from it stay up to date)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(path, mode="update") as hdul:
             header = hdul[0].header
-            header["AF_QC"] = ("FAIL" if failures else "PASS", "astroflow QC verdict")
-            for failure in failures:
-                header.add_history(f"QC FAIL: {failure}"[:72])
+            header["AF_QC"] = (verdict, "astroflow QC verdict")
+            history = [str(h) for h in header.get("HISTORY", [])]
+            if "HISTORY" in header:
+                del header["HISTORY"]
+            for line in history:  # the previous verdict's lines go; the rest stay
+                if not line.startswith("QC FAIL: "):
+                    header.add_history(line)
+            for line in lines:
+                header.add_history(line)

@@ -233,8 +233,8 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                 made_from = read_header(out).get(HASH_KEY)
             except ProcessingError:
                 made_from = None
-            if made_from == fingerprint:
-                return RecipeResult(
+            if made_from == fingerprint:  # up to date: only the verdict may change
+                return _rejudge(db, inp, out, fingerprint) or RecipeResult(
                     product=inp.product,
                     recipe=inp.recipe,
                     path=str(out),
@@ -248,7 +248,8 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
             and not in_progress
             and (message or "").endswith(f"[inputs {fingerprint}]")
         ):
-            return RecipeResult(
+            # made but failed its QC: judged again; failed in its recipe: still failed
+            return _rejudge(db, inp, out, fingerprint) or RecipeResult(
                 product=inp.product,
                 recipe=inp.recipe,
                 path=str(out),
@@ -278,6 +279,29 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         # the next run tries again instead of skipping it as a known failure
         catalog.set_status(db, inp.session, inp.product, "fail", f"{type(exc).__name__}: {exc}")
         raise
+    failures, message = _judge(db, inp, out, qc, fingerprint)
+    return RecipeResult(
+        product=inp.product,
+        recipe=inp.recipe,
+        path=str(out),
+        outcome="failed" if failures else "made",
+        status="fail" if failures else "pass",
+        qc=qc,
+        message=message if failures else "",
+        dropped=tuple(dropped),
+        substitutions=inp.substitutions,
+    )
+
+
+def _within(value: float, bounds: tuple[float, float] | None) -> bool:
+    return bounds is None or bounds[0] <= value <= bounds[1]
+
+
+def _judge(
+    db: Database, inp: RecipeInput, out: Path, qc: dict[str, float], fingerprint: str
+) -> tuple[list[str], str]:
+    """The verdict of QC values under the ranges in force: recorded (QC rows with their
+    ranges and flags, the product's status, its header); returns (failures, status message)."""
     failures = qc_failures(qc, inp.qc_ranges)
     catalog.add_qc(
         db,
@@ -290,7 +314,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                 "value": (v if math.isfinite(v) else None),
                 "min": inp.qc_ranges.get(k, (None, None))[0],
                 "max": inp.qc_ranges.get(k, (None, None))[1],
-                "flag": any(f.startswith(f"{k}=") for f in failures),
+                "flag": not _within(v, inp.qc_ranges.get(k)),
                 "unit": None,
                 "comment": None,
             }
@@ -301,26 +325,33 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
     if failures:
         message = f"QC failed: {'; '.join(failures)} [inputs {fingerprint}]"
         catalog.set_status(db, inp.session, inp.product, "fail", message)
-        return RecipeResult(
-            product=inp.product,
-            recipe=inp.recipe,
-            path=str(out),
-            outcome="failed",
-            status="fail",
-            qc=qc,
-            message=message,
-            dropped=tuple(dropped),
-            substitutions=inp.substitutions,
-        )
-    catalog.set_status(db, inp.session, inp.product, "pass", f"ok [inputs {fingerprint}]")
+    else:
+        message = f"ok [inputs {fingerprint}]"
+        catalog.set_status(db, inp.session, inp.product, "pass", message)
+    return failures, message
+
+
+def _rejudge(db: Database, inp: RecipeInput, out: Path, fingerprint: str) -> RecipeResult | None:
+    """An up-to-date product judged again from its stored QC values under the ranges in
+    force now (no recomputation); None when it has none (it failed in its recipe)."""
+    rows = [q for q in catalog.qc_rows(db, inp.session) if q.product == inp.product]
+    if not rows or not out.exists():
+        return None
+    try:
+        if read_header(out).get(HASH_KEY) != fingerprint:
+            return None  # a file of other inputs: its values say nothing about these
+    except ProcessingError:
+        return None
+    qc = {q.qc_name: (q.value if q.value is not None else math.nan) for q in rows}
+    failures, message = _judge(db, inp, out, qc, fingerprint)
     return RecipeResult(
         product=inp.product,
         recipe=inp.recipe,
         path=str(out),
-        outcome="made",
-        status="pass",
+        outcome="failed" if failures else "skipped",
+        status="fail" if failures else "pass",
         qc=qc,
-        dropped=tuple(dropped),
+        message=message if failures else "",
         substitutions=inp.substitutions,
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from astroflow.flows.cli.common import SessionOpt, WorkspaceArg, app, run_stage, table
+from astroflow.flows.cli.common import SessionOpt, WorkspaceArg, app, fail, run_stage, table
 
 session_app = typer.Typer(help="Manage reduction sessions of a workspace.", no_args_is_help=True)
 list_app = typer.Typer(help="Show the organiser's tables.", no_args_is_help=True)
@@ -99,68 +100,149 @@ def _opened(workspace: str, session: str | None = None) -> tuple[Any, Any, str]:
     return ws, db, run_stage(ws.resolve_session, session=session)
 
 
+Json = Annotated[
+    bool, typer.Option("--json", help="One JSON object per row (stable keys) instead of a table.")
+]
+TypeOpt = Annotated[str | None, typer.Option("--type", help="Only frames of this type.")]
+FilterOpt = Annotated[str | None, typer.Option("--filter", help="Only this filter.")]
+NightOpt = Annotated[str | None, typer.Option("--night", help="Only this night (YYYY-MM-DD).")]
+RecipeOpt = Annotated[str | None, typer.Option("--recipe", help="Only this recipe.")]
+Unprocessed = Annotated[
+    bool,
+    typer.Option(
+        "--unprocessed", help="Only what no passing product covers yet (frames) or has not passed."
+    ),
+]
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """The rows as a table (keys are the columns) or as JSON lines."""
+    if as_json:
+        import json
+
+        for row in rows:
+            typer.echo(json.dumps(row, sort_keys=True, default=str))
+        return
+    headers = list(rows[0]) if rows else []
+    table(headers, [[row[h] for h in headers] for row in rows])
+
+
+def _keep(value: Any, wanted: str | None) -> bool:
+    return wanted is None or str(value) == wanted
+
+
 @list_app.command("raw")
-def list_raw(workspace: WorkspaceArg) -> None:
-    """Raw frames."""
+def list_raw(
+    workspace: WorkspaceArg,
+    sof: Annotated[
+        Path | None, typer.Option("--sof", help="Only the frames of this SOF file.")
+    ] = None,
+    kind: TypeOpt = None,
+    band: FilterOpt = None,
+    night: NightOpt = None,
+    unprocessed: Unprocessed = False,
+    session: SessionOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Raw frames (keys: file, type, night, binning, filter, exptime, gain, readout, mjd)."""
     from astroflow.storage import catalog
 
-    _, db, _ = _opened(workspace)
-    rows = sorted(catalog.load_frames(db).items())
-    table(
-        ["file", "kind", "night", "binning", "filter", "exptime", "gain", "readout", "mjd"],
-        [
-            [
-                p,
-                i.kind,
-                i.night,
-                i.binning,
-                i.filter,
-                f"{i.exptime:g}",
-                i.gain,
-                i.readout,
-                f"{i.mjd_obs:.5f}",
-            ]
-            for p, (_, i) in rows
-        ],
-    )
+    _, db, name = _opened(workspace, session)
+    frames = sorted(catalog.load_frames(db).items())
+    in_sof: set[str] | None = None
+    if sof is not None:
+        try:
+            lines = sof.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise fail(f"cannot read SOF file {sof}: {exc.strerror or exc}") from None
+        in_sof = {ln.split()[0] for ln in lines if ln.strip() and not ln.startswith("#")}
+    done: set[str] = set()
+    if unprocessed:
+        statuses = catalog.statuses(db, name)
+        sets, products = catalog.load_plan(db)
+        passed = {p.set_name for p in products if statuses.get(p.name) == "pass"}
+        done = {f for s in sets if s.name in passed for f in s.frames}
+    rows = [
+        {
+            "file": path,
+            "type": info.kind,
+            "night": info.night,
+            "binning": info.binning,
+            "filter": info.filter,
+            "exptime": info.exptime,
+            "gain": info.gain,
+            "readout": info.readout,
+            "mjd": round(info.mjd_obs, 5),
+        }
+        for path, (_, info) in frames
+        if (in_sof is None or any(entry.endswith(path) for entry in in_sof))
+        and _keep(info.kind, kind)
+        and _keep(info.filter, band)
+        and _keep(info.night, night)
+        and path not in done
+    ]
+    _show(rows, as_json)
 
 
 @list_app.command("obs")
-def list_obs(workspace: WorkspaceArg) -> None:
-    """Science observations (object frames)."""
+def list_obs(
+    workspace: WorkspaceArg, band: FilterOpt = None, night: NightOpt = None, as_json: Json = False
+) -> None:
+    """Science observations (keys: file, object, night, filter, exptime, mjd)."""
     from astroflow.storage import catalog
 
     _, db, _ = _opened(workspace)
-    rows = sorted(catalog.load_frames(db).items(), key=lambda kv: kv[1][1].mjd_obs)
-    table(
-        ["file", "object", "night", "filter", "exptime", "mjd"],
-        [
-            [p, i.object, i.night, i.filter, f"{i.exptime:g}", f"{i.mjd_obs:.5f}"]
-            for p, (_, i) in rows
-            if i.kind == "science"
-        ],
-    )
+    frames = sorted(catalog.load_frames(db).items(), key=lambda kv: kv[1][1].mjd_obs)
+    rows = [
+        {
+            "file": p,
+            "object": i.object,
+            "night": i.night,
+            "filter": i.filter,
+            "exptime": i.exptime,
+            "mjd": round(i.mjd_obs, 5),
+        }
+        for p, (_, i) in frames
+        if i.kind == "science" and _keep(i.filter, band) and _keep(i.night, night)
+    ]
+    _show(rows, as_json)
 
 
 @list_app.command("sets")
-def list_sets(workspace: WorkspaceArg) -> None:
-    """Predicted recipe input sets."""
+def list_sets(
+    workspace: WorkspaceArg, recipe: RecipeOpt = None, night: NightOpt = None, as_json: Json = False
+) -> None:
+    """Predicted recipe input sets (keys: name, recipe, night, frames, complete, reason)."""
     from astroflow.storage import catalog
 
     _, db, _ = _opened(workspace)
     sets, _ = catalog.load_plan(db)
-    table(
-        ["set", "recipe", "night", "frames", "complete", "reason"],
-        [
-            [s.name, s.recipe, s.night, len(s.frames), "yes" if s.complete else "no", s.reason]
-            for s in sets
-        ],
-    )
+    rows = [
+        {
+            "name": s.name,
+            "recipe": s.recipe,
+            "night": s.night,
+            "frames": len(s.frames),
+            "complete": s.complete,
+            "reason": s.reason,
+        }
+        for s in sets
+        if _keep(s.recipe, recipe) and _keep(s.night, night)
+    ]
+    _show(rows, as_json)
 
 
 @list_app.command("products")
-def list_products(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
-    """Predicted products with their status in a session."""
+def list_products(
+    workspace: WorkspaceArg,
+    session: SessionOpt = None,
+    recipe: RecipeOpt = None,
+    night: NightOpt = None,
+    unprocessed: Unprocessed = False,
+    as_json: Json = False,
+) -> None:
+    """Predicted products with their status in a session (keys: name, recipe, tag, night,
+    path, status: pass, fail, running, interrupted or - for not made)."""
     from astroflow.storage import catalog
 
     _, db, name = _opened(workspace, session)
@@ -169,23 +251,48 @@ def list_products(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
         for product, (st, message) in catalog.status_rows(db, name).items()
     }
     _, products = catalog.load_plan(db)
-    table(
-        ["product", "recipe", "tag", "path", "status"],
-        [[p.name, p.recipe, p.tag, p.filepath, status.get(p.name, "-")] for p in products],
-    )
+    rows = [
+        {
+            "name": p.name,
+            "recipe": p.recipe,
+            "tag": p.tag,
+            "night": p.night,
+            "path": p.filepath,
+            "status": status.get(p.name, "-"),
+        }
+        for p in products
+        if _keep(p.recipe, recipe)
+        and _keep(p.night, night)
+        and not (unprocessed and status.get(p.name) == "pass")
+    ]
+    _show(rows, as_json)
 
 
 @list_app.command("sofs")
-def list_sofs(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
-    """Set-of-files entries of a session."""
+def list_sofs(
+    workspace: WorkspaceArg,
+    session: SessionOpt = None,
+    recipe: RecipeOpt = None,
+    science: Annotated[
+        bool, typer.Option("--science", help="Only the SOFs of science frames.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Set-of-files entries of a session (keys: sof, recipe, file, tag, complete)."""
+    from astroflow.models.rules import load_rules
     from astroflow.storage import catalog
 
-    _, db, name = _opened(workspace, session)
-    rows = catalog.sof_rows(db, name)
-    table(
-        ["sof", "file", "tag", "complete"],
-        [[r.sof, r.file, r.tag, "yes" if r.complete else "no"] for r in rows],
-    )
+    ws, db, name = _opened(workspace, session)
+    science_recipes: set[str] = set()
+    if science and name:
+        rules = load_rules(ws.session_row(name).rules)
+        science_recipes = {r.name for r in rules.recipes if r.kind == "science"}
+    rows = [
+        {"sof": r.sof, "recipe": r.recipe, "file": r.file, "tag": r.tag, "complete": r.complete}
+        for r in catalog.sof_rows(db, name)
+        if _keep(r.recipe, recipe) and (not science or r.recipe in science_recipes)
+    ]
+    _show(rows, as_json)
 
 
 @app.command("calibrate")
@@ -224,3 +331,26 @@ def calibrate_cmd(
         typer.echo(f"  incomplete {name}: {why}")
     for sub in s.substitutions:
         typer.echo(f"  substituted {sub}")
+
+
+@app.command("qc")
+def qc_cmd(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
+    """QC values of a session's products judged against the ranges in force now."""
+    from astroflow.storage import catalog
+
+    ws, db, name = _opened(workspace, session)
+    ranges = run_stage(ws.qc_ranges, session=name) if name else {}
+
+    def verdict(recipe: str, metric: str, value: float | None) -> tuple[str, str]:
+        bounds = ranges.get(recipe, {}).get(metric)
+        if bounds is None:
+            return "", "-"
+        ok = value is not None and bounds[0] <= value <= bounds[1]
+        return f"[{bounds[0]:g}, {bounds[1]:g}]", "pass" if ok else "FAIL"
+
+    rows = []
+    for q in catalog.qc_rows(db, name):
+        shown_range, judged = verdict(q.recipe, q.qc_name, q.value)
+        value = "nan" if q.value is None else f"{q.value:.4g}"
+        rows.append([q.product, q.qc_name, value, shown_range, judged])
+    table(["product", "metric", "value", "range", "verdict"], rows)

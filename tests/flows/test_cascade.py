@@ -272,3 +272,39 @@ def test_a_product_copied_into_the_workspace_is_not_taken_as_raw(prepared: Path)
     assert "a reduced product (AF_RECIP='mbias'), not a raw frame" in reasons["copied_master.fits"]
     assert (prepared / "misc" / "copied_master.fits").exists()
     assert {p.name for p in catalog.load_plan(Database(prepared))[1]} == before
+
+
+def test_a_range_change_rejudges_without_recomputing_and_downstream_follows(
+    prepared: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from astroflow.flows.cli import app
+
+    first = calibration_cascade(str(prepared))
+    assert not first.failed
+    bias = _product(prepared, "20260109_MBIAS")
+    made_at = bias.stat().st_ino  # a recomputed product is a new file (atomic write)
+    qc_file = prepared / "sessions" / "base" / "settings" / "qc.yaml"
+    qc_file.parent.mkdir(parents=True, exist_ok=True)
+    qc_file.write_text("mbias:\n  median: [0, 1]\n")  # no bias passes now
+
+    strict = calibration_cascade(str(prepared))
+    biases = {n for n in strict.failed if "MBIAS" in n}
+    assert len(biases) == 2
+    assert all(strict.failure_kinds[n] == "qc" for n in biases)
+    assert bias.stat().st_ino == made_at  # judged again (its header updated), not recomputed
+    assert fits.getheader(bias)["AF_QC"] == "FAIL"
+    assert any("MDARK" in name for name, _ in strict.incomplete)  # downstream follows
+    listed = CliRunner().invoke(app, ["qc", str(prepared)])
+    assert listed.exit_code == 0, listed.output
+    assert any("median" in line and "FAIL" in line for line in listed.output.splitlines())
+
+    qc_file.unlink()  # the defaults again
+    lenient = calibration_cascade(str(prepared))
+    assert not lenient.failed
+    assert bias.stat().st_ino == made_at
+    assert fits.getheader(bias)["AF_QC"] == "PASS"
+    statuses = catalog.statuses(Database(prepared), "base")
+    assert statuses["20260109_MBIAS_1x1_4178e0"] == "pass"
+    assert all(statuses[n] == "pass" for n in first.made)

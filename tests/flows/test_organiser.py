@@ -249,3 +249,57 @@ def test_read_only_workspace_lists_and_refuses_writes_in_one_line(
             "are written there; make it writable (or work on a copy)"
         ], (command, result.output)
         assert "Traceback" not in result.output
+
+
+def _json_rows(output: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_listings_filter_and_speak_json(workspace: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["prep", str(workspace)]).exit_code == 0
+    raw = _json_rows(runner.invoke(app, ["list", "raw", str(workspace), "--json"]).output)
+    assert len(raw) == 37
+    assert {"file", "night", "type"} <= set(raw[0])
+    flats = _json_rows(
+        runner.invoke(
+            app, ["list", "raw", str(workspace), "--type", "flat", "--filter", "R", "--json"]
+        ).output
+    )
+    assert flats
+    assert all(r["type"] == "flat" and r["filter"] == "R" for r in flats)
+    night = _json_rows(
+        runner.invoke(
+            app, ["list", "raw", str(workspace), "--night", "2026-01-10", "--json"]
+        ).output
+    )
+    assert night
+    assert {r["night"] for r in night} == {"2026-01-10"}
+    # the frames of one SOF
+    sof = next((workspace / "sessions" / "base" / "sof").glob("20260109_MBIAS*.sof"))
+    listed = {ln.split()[0] for ln in sof.read_text().splitlines() if ln and ln[0] != "#"}
+    in_sof = _json_rows(
+        runner.invoke(app, ["list", "raw", str(workspace), "--sof", str(sof), "--json"]).output
+    )
+    assert {r["file"] for r in in_sof} == {p for p in listed if p.startswith("raw/")}
+    assert all(r["type"] == "bias" for r in in_sof)
+    products = _json_rows(
+        runner.invoke(
+            app, ["list", "products", str(workspace), "--recipe", "mbias", "--json"]
+        ).output
+    )
+    assert {"name", "recipe", "status"} <= set(products[0])
+    assert {p["recipe"] for p in products} == {"mbias"}
+    assert all(p["status"] == "-" for p in products)  # nothing made yet
+    science = _json_rows(
+        runner.invoke(app, ["list", "sofs", str(workspace), "--science", "--json"]).output
+    )
+    assert science
+    assert {r["recipe"] for r in science} == {"reduce"}
+    unprocessed = runner.invoke(app, ["list", "raw", str(workspace), "--unprocessed", "--json"])
+    assert len(_json_rows(unprocessed.output)) == 37  # nothing processed yet
+    missing = runner.invoke(app, ["list", "raw", str(workspace), "--sof", "nope.sof"])
+    assert missing.exit_code == 2
+    assert "cannot read SOF file nope.sof" in missing.output
