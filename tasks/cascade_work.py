@@ -234,10 +234,9 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
             except ProcessingError:
                 made_from = None
             if made_from == fingerprint:  # up to date: only the verdict may change
-                return _rejudge(db, inp, out, fingerprint) or RecipeResult(
-                    product=inp.product,
-                    recipe=inp.recipe,
-                    path=str(out),
+                return _rejudge(db, inp, out, fingerprint) or _result(
+                    inp,
+                    out,
                     outcome="skipped",
                     status="pass",
                     substitutions=inp.substitutions,
@@ -249,10 +248,9 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
             and (message or "").endswith(f"[inputs {fingerprint}]")
         ):
             # made but failed its QC: judged again; failed in its recipe: still failed
-            return _rejudge(db, inp, out, fingerprint) or RecipeResult(
-                product=inp.product,
-                recipe=inp.recipe,
-                path=str(out),
+            return _rejudge(db, inp, out, fingerprint) or _result(
+                inp,
+                out,
                 outcome="skipped",
                 status="fail",
                 message=message or "",
@@ -280,10 +278,9 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         catalog.set_status(db, inp.session, inp.product, "fail", f"{type(exc).__name__}: {exc}")
         raise
     failures, message = _judge(db, inp, out, qc, fingerprint)
-    return RecipeResult(
-        product=inp.product,
-        recipe=inp.recipe,
-        path=str(out),
+    return _result(
+        inp,
+        out,
         outcome="failed" if failures else "made",
         status="fail" if failures else "pass",
         qc=qc,
@@ -291,6 +288,11 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         dropped=tuple(dropped),
         substitutions=inp.substitutions,
     )
+
+
+def _result(inp: RecipeInput, out: Path, **fields: Any) -> RecipeResult:
+    """The result of ``inp``'s recipe, its product at ``out``."""
+    return RecipeResult(product=inp.product, recipe=inp.recipe, path=str(out), **fields)
 
 
 def _within(value: float, bounds: tuple[float, float] | None) -> bool:
@@ -344,10 +346,9 @@ def _rejudge(db: Database, inp: RecipeInput, out: Path, fingerprint: str) -> Rec
         return None
     qc = {q.qc_name: (q.value if q.value is not None else math.nan) for q in rows}
     failures, message = _judge(db, inp, out, qc, fingerprint)
-    return RecipeResult(
-        product=inp.product,
-        recipe=inp.recipe,
-        path=str(out),
+    return _result(
+        inp,
+        out,
         outcome="failed" if failures else "skipped",
         status="fail" if failures else "pass",
         qc=qc,
@@ -372,10 +373,9 @@ def _wait_for_other(
             )
         time.sleep(0.5)
     log.info("%s was made by another run (%s)", inp.product, status)
-    return RecipeResult(
-        product=inp.product,
-        recipe=inp.recipe,
-        path=str(out),
+    return _result(
+        inp,
+        out,
         outcome="skipped",
         status=status,  # type: ignore[arg-type]
         message=message or "",
