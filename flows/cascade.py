@@ -21,7 +21,8 @@ from astroflow.processing.organiser import match_calibrations
 from astroflow.storage import catalog
 from astroflow.storage.frames import sweep_pixel_caches
 from astroflow.storage.workspace import Workspace
-from astroflow.tasks.cascade import RECIPE_TASKS
+from astroflow.tasks.cascade import recipe_task
+from astroflow.tasks.recipes import check_recipes
 
 
 def make_task_runner(task_runner: str) -> Any:
@@ -53,6 +54,7 @@ def cascade_levels(
     ws = Workspace.open(workspace, writable=True)
     db = ws.database()
     rules = load_rules(ws.session_row(session).rules)
+    check_recipes(rules)
     qc_ranges = ws.qc_ranges(session)
     sets, products = catalog.load_plan(db)
     if not sets:
@@ -97,6 +99,7 @@ def cascade_levels(
                 exptime_key=rules.keywords.get("exptime", "EXPTIME"),
                 gain_key=rules.keywords.get("gain", "GAIN"),
                 substitutions=s.substitutions,
+                function=recipe.function,
             )
             for s in runnable
         ]
@@ -108,7 +111,7 @@ def cascade_levels(
             len(inputs),
             len(level) - len(inputs),
         )
-        futures = RECIPE_TASKS[recipe.name].map(inputs)
+        futures = recipe_task(recipe.name).map(inputs)
         done, level_errors = collect(futures, [i.product for i in inputs], recipe.name)
         results.extend(done.values())
         errors = errors + level_errors

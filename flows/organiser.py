@@ -19,6 +19,7 @@ from astroflow.tasks.organiser import (
     write_sofs_task,
 )
 from astroflow.tasks.organiser_work import forget_fingerprints
+from astroflow.tasks.recipes import check_recipes
 
 
 @flow(name="prepare-workspace")
@@ -42,6 +43,7 @@ def prepare_workspace(
     db = ws.database()
     session = ws.current_or_first_session(rules or DEFAULT_RULESET)
     ruleset = load_rules(rules or ws.session_row(session).rules)
+    check_recipes(ruleset)  # a rules file whose recipes cannot run is refused before anything
     if refresh:
         catalog.clear_inventory(db)
         forget_fingerprints(ws)

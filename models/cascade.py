@@ -27,6 +27,7 @@ class RecipeInput(BaseModel):
     exptime_key: str = "EXPTIME"
     gain_key: str = "GAIN"
     substitutions: tuple[str, ...] = ()
+    function: str | None = None  # a plug-in recipe's "module:function" (rules YAML)
 
 
 class RecipeResult(BaseModel):

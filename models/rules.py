@@ -84,6 +84,9 @@ class Recipe(BaseModel):
     min_frames: int = Field(1, ge=1)
     one_per_frame: bool = False
     needs: tuple[CalibrationNeed, ...] = ()
+    # a plug-in recipe: "package.module:function"; without it, the built-in of this name or
+    # a function registered under it in the `astroflow.recipes` entry-point group
+    function: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
     @field_validator("group_by")
     @classmethod

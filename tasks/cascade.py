@@ -45,4 +45,19 @@ def reduce(inp: RecipeInput) -> RecipeResult:
     return _ended(run_recipe(inp))
 
 
-RECIPE_TASKS = {"mbias": mbias, "mdark": mdark, "mflat": mflat, "reduce": reduce}
+RECIPE_TASKS: dict[str, Any] = {"mbias": mbias, "mdark": mdark, "mflat": mflat, "reduce": reduce}
+
+
+def _plugin(inp: RecipeInput) -> RecipeResult:
+    """A plug-in recipe (:mod:`astroflow.tasks.recipes`)."""
+    return _ended(run_recipe(inp))
+
+
+def recipe_task(name: str) -> Any:
+    """The Prefect task of recipe ``name``: a built-in's, or one made for a plug-in, named after
+    it (``skyflat``, runs ``skyflat-<product>``) like the built-ins."""
+    if name not in RECIPE_TASKS:
+        RECIPE_TASKS[name] = task(
+            _plugin, name=name, task_run_name=name + "-{inp.product}", cache_policy=NO_CACHE
+        )
+    return RECIPE_TASKS[name]

@@ -44,6 +44,7 @@ from astroflow.storage.frames import (
 )
 from astroflow.storage.owners import owner_id
 from astroflow.storage.workspace import Workspace
+from astroflow.tasks.recipes import recipe_function
 
 log = logging.getLogger(__name__)
 HASH_KEY = "AF_INHSH"
@@ -130,6 +131,25 @@ def _of_common_shape(frames: list[Any]) -> tuple[list[Any], list[str]]:
         if f.shape != shape
     ]
     return keep, odd  # ``opened`` closes every frame, the dropped ones too
+
+
+def combine_set(
+    inp: RecipeInput, prepare: Callable[[np.ndarray, Path], np.ndarray] | None = None
+) -> tuple[np.ndarray, list[str], list[Path]]:
+    """For recipe functions: the sigma-clipped mean of the SOF's raw frames, each first passed
+    through ``prepare(pixels, path)`` when given (pre-processed frames go to the pixel cache);
+    odd-shaped and unreadable frames are dropped with their reasons.
+
+    Returns
+    -------
+    master, dropped, used
+    """
+    return _combine_recipe(inp, prepare)
+
+
+def calibration(inp: RecipeInput, tag: str) -> np.ndarray:
+    """For recipe functions: the pixels of the SOF's calibration ``tag`` (``MASTER_BIAS``...)."""
+    return _calib_data(inp, tag)
 
 
 def _combine_recipe(
@@ -263,10 +283,10 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
     if not catalog.claim(db, inp.session, inp.product, fingerprint, owner, overwrite=inp.overwrite):
         return _wait_for_other(db, inp, out, fingerprint)
     try:
-        if inp.recipe == "reduce":
+        if inp.recipe == "reduce" and inp.function is None:
             qc, dropped = _reduce(inp, out, fingerprint)
         else:
-            master, qc, dropped, used = RECIPES[inp.recipe](inp)
+            master, qc, dropped, used = recipe_function(inp.recipe, inp.function)(inp)
             _write_master(inp, out, master, qc, used, fingerprint)
     except (ProcessingError, CalibrationError) as exc:
         message = f"{exc} [inputs {fingerprint}]"

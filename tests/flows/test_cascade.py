@@ -308,3 +308,70 @@ def test_a_range_change_rejudges_without_recomputing_and_downstream_follows(
     statuses = catalog.statuses(Database(prepared), "base")
     assert statuses["20260109_MBIAS_1x1_4178e0"] == "pass"
     assert all(statuses[n] == "pass" for n in first.made)
+
+
+def _rules_with(tmp_path: Path, extra: str) -> Path:
+    from astroflow.models.rules import RULESETS_DIR
+
+    text = (RULESETS_DIR / "generic-ccd.yaml").read_text().replace("name: generic-ccd", "name: sky")
+    path = tmp_path / "sky.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+SKYFLAT = """  - name: skyflat
+    kind: science
+    raw_tag: SKY
+    product_tag: MASTER_SKYFLAT
+    group_by: [instrument, binning, readout, gain, filter, night]
+    min_frames: 3
+    function: {function}
+    needs:
+      - {{recipe: mbias, match: [instrument, binning, readout, gain], tag: MASTER_BIAS}}
+"""
+
+
+def test_a_plug_in_recipe_runs_end_to_end_as_its_own_task(tmp_path: Path) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    rules = _rules_with(tmp_path, SKYFLAT.format(function="tests.recipe_plugin:skyflat"))
+    prepare_workspace(str(ws), rules=str(rules))
+    summary = calibration_cascade(str(ws))
+    sky = [n for n in summary.made if "SKYFLAT" in n]
+    assert sky, summary
+    product = _product(ws, sky[0])
+    assert fits.getheader(product)["AF_RECIP"] == "skyflat"
+    assert fits.getheader(product)["AF_QC"] == "PASS"
+    assert np.nanmedian(fits.getdata(product)) == pytest.approx(1.0, abs=1e-3)
+    assert any(n.endswith("_RED") for n in summary.made)  # the built-ins still ran
+
+    async def runs() -> list:
+        async with get_client() as client:
+            return await client.read_task_runs(
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=f"skyflat-{sky[0]}"))
+            )
+
+    (run,) = [r for r in asyncio.run(runs()) if r.state and r.state.is_completed()][:1]
+    assert run.name == f"skyflat-{sky[0]}"
+
+
+@pytest.mark.parametrize(
+    "function", [None, "tests.recipe_plugin:nowhere"], ids=["unregistered", "missing-function"]
+)
+def test_prep_refuses_rules_whose_recipes_cannot_run(tmp_path: Path, function: str | None) -> None:
+    from astroflow.models.errors import ConfigError
+
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    extra = SKYFLAT.format(function=function or "x:y")
+    if function is None:
+        extra = "\n".join(line for line in extra.splitlines() if "function:" not in line) + "\n"
+    rules = _rules_with(tmp_path, extra)
+    with pytest.raises(ConfigError, match="recipe 'skyflat'"):
+        prepare_workspace(str(ws), rules=str(rules))
+    assert list(ws.glob("*.fits"))  # refused before anything ran: frames still unsorted
