@@ -7,6 +7,7 @@ SOF by the next-best product in the same run; the SOF files show the substitutio
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -19,10 +20,30 @@ from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.rules import load_rules
 from astroflow.processing.organiser import match_calibrations
 from astroflow.storage import catalog
+from astroflow.storage.disk import require_free
 from astroflow.storage.frames import sweep_pixel_caches
 from astroflow.storage.workspace import Workspace
 from astroflow.tasks.cascade import recipe_task
 from astroflow.tasks.recipes import check_recipes
+
+
+def estimated_bytes(inputs: list[RecipeInput]) -> int:
+    """What a level of the cascade writes, at most: each product (float32; a reduced frame
+    with its variance and mask planes) and the pixel cache of its pre-processed frames."""
+    from astropy.io import fits
+
+    total = 0
+    for inp in inputs:
+        if not inp.raw or (Path(inp.product_path).exists() and not inp.overwrite):
+            continue  # (an existing product is most likely up to date: skipped)
+        try:
+            header = fits.getheader(inp.raw[0])
+            pixels = int(header.get("NAXIS1", 0)) * int(header.get("NAXIS2", 0))
+        except (OSError, ValueError):
+            continue  # an unreadable frame is the recipe's to report
+        planes = 3 if inp.recipe == "reduce" else 1
+        total += pixels * 4 * planes + (pixels * 4 * len(inp.raw) if inp.calibrations else 0)
+    return total
 
 
 def make_task_runner(task_runner: str) -> Any:
@@ -103,7 +124,13 @@ def cascade_levels(
             )
             for s in runnable
         ]
+        require_free(
+            ws.session_dir(session),
+            estimated_bytes(inputs),
+            f"the {recipe.name} level ({len(inputs)} product(s))",
+        )
         substitutions += [f"{s.set_name}: {sub}" for s in runnable for sub in s.substitutions]
+
         replaced |= {s.set_name: s.substitutions for s in runnable if s.substitutions}
         logger.info(
             "%s: %d SOF(s) to run, %d incomplete",

@@ -375,3 +375,34 @@ def test_prep_refuses_rules_whose_recipes_cannot_run(tmp_path: Path, function: s
     with pytest.raises(ConfigError, match="recipe 'skyflat'"):
         prepare_workspace(str(ws), rules=str(rules))
     assert list(ws.glob("*.fits"))  # refused before anything ran: frames still unsorted
+
+
+def test_a_cascade_that_would_fill_the_disk_stops_first(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from astroflow.models.errors import ConfigError
+    from astroflow.storage.disk import MARGIN_BYTES
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(small)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a small tmpfs (needs root): {mounted.stderr}")
+    try:
+        ws = small / "ws"
+        make_workspace(ws, np.random.default_rng(2), shape=(256, 256))
+        prepare_workspace(str(ws))
+        # leave the margin and a little more free: less than two 256 KB master biases need
+        free = shutil.disk_usage(small).free
+        (small / "filler").write_bytes(b"\0" * (free - MARGIN_BYTES - 300_000))
+        with pytest.raises(ConfigError, match=r"the mbias level \(2 product\(s\)\) needs about"):
+            calibration_cascade(str(ws))
+        assert not list((ws / "sessions").rglob("*MBIAS*.fits"))  # nothing half-written
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True, check=False)
