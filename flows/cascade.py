@@ -146,7 +146,7 @@ def cascade_levels(
             if r.status == "fail":  # failed its QC now, or before with the same inputs
                 errors = errors + ErrorReport(
                     error_type="QCFailure" if r.outcome == "failed" else "FailedBefore",
-                    message=catalog.reason_of(r.message)
+                    message=r.message
                     + ("" if r.outcome == "failed" else " (inputs unchanged: not redone)"),
                     step=recipe.name,
                     inputs=(r.product,),
@@ -166,7 +166,7 @@ def cascade_levels(
     catalog.replace_sofs(db, session, sofs)
     ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
     failed = {r.product for r in results if r.status == "fail"} | set(errors.failed_inputs())
-    reasons = {r.product: catalog.reason_of(r.message) for r in results if r.status == "fail"}
+    reasons = {r.product: r.message for r in results if r.status == "fail"}
     kinds: dict[str, Any] = {
         r.product: "qc" if r.outcome == "failed" else "unchanged"
         for r in results

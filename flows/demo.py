@@ -47,8 +47,8 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     session = night.prepare.session
     statuses = catalog.status_rows(db, session)
     products = tuple(
-        (name, catalog.shown_status(status, message), catalog.reason_of(message))
-        for name, (status, message) in sorted(statuses.items())
+        (name, catalog.shown_status(row), row.message or "")
+        for name, row in sorted(statuses.items())
     )
     qc = tuple((q.product, q.qc_name, q.value, q.flag) for q in catalog.qc_rows(db, session))
     published = tuple(sorted(p.parent.name for p in repository.glob("*/index.wtml")))

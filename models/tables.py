@@ -140,6 +140,12 @@ class ProductStatus(SQLModel, table=True):
     product: str
     status: str
     message: str | None = None
+    # the fingerprint of the inputs this status is about (path, size, mtime of each input)
+    inputs: str | None = Field(default=None, nullable=True)
+    # the lease of a run making the product now: its host and process, since when
+    owner_host: str | None = Field(default=None, nullable=True)
+    owner_pid: int | None = Field(default=None, nullable=True)
+    claimed_at: datetime | None = Field(default=None, nullable=True)
     updated_at: datetime | None = _now_col("updated_at")
 
 

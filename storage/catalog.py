@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -22,7 +24,7 @@ from astroflow.models.tables import (
 )
 from astroflow.storage.database import Database
 from astroflow.storage.inventory import FileStat
-from astroflow.storage.owners import owner_gone
+from astroflow.storage.owners import process_gone
 
 FRAME_FIELDS = (
     "kind",
@@ -316,33 +318,69 @@ def statuses(db: Database, session: str) -> dict[str, str]:
         return {r.product: r.status for r in rows}
 
 
-def status_rows(db: Database, session: str) -> dict[str, tuple[str, str | None]]:
-    """``product -> (status, message)`` for a session."""
+@dataclass(frozen=True)
+class StatusRow:
+    """A product's status in a session, with the inputs it is about and any claim on it.
+
+    Attributes
+    ----------
+    status
+        ``pass`` or ``fail`` (a claim is stored as ``fail``: a crash never reads as a pass).
+    message
+        Why, in words (``QC failed: ...``, the recipe's error).
+    inputs
+        The fingerprint of the inputs the status is about.
+    owner_host, owner_pid, claimed_at
+        The run making the product now (all None when nobody is).
+    """
+
+    status: str
+    message: str | None = None
+    inputs: str | None = None
+    owner_host: str | None = None
+    owner_pid: int | None = None
+    claimed_at: datetime | None = None
+
+    @property
+    def claimed(self) -> bool:
+        return self.owner_host is not None
+
+
+def status_rows(db: Database, session: str) -> dict[str, StatusRow]:
+    """``product -> StatusRow`` for a session."""
     with db.session() as s:
         rows = s.exec(select(ProductStatus).where(ProductStatus.session == session)).all()
-        return {r.product: (r.status, r.message) for r in rows}
+        return {
+            r.product: StatusRow(
+                r.status, r.message, r.inputs, r.owner_host, r.owner_pid, r.claimed_at
+            )
+            for r in rows
+        }
+
+
+_NO_CLAIM = {"owner_host": None, "owner_pid": None, "claimed_at": None}
 
 
 def set_status(
-    db: Database, session: str, product: str, status: str, message: str | None = None
+    db: Database,
+    session: str,
+    product: str,
+    status: str,
+    message: str | None = None,
+    *,
+    inputs: str | None = None,
 ) -> None:
-    """Record a product's status in a session (``fail`` at start, ``pass`` on success)."""
+    """Record a product's status in a session (about the inputs ``inputs``); ends any claim."""
     table = ProductStatus.__table__
+    values = {"status": status, "message": message, "inputs": inputs, **_NO_CLAIM}
     with db.connect() as conn:
         updated = conn.execute(
             sa.update(table)
             .where(table.c.session == session, table.c.product == product)
-            .values(status=status, message=message, updated_at=sa.func.now())
+            .values(**values, updated_at=sa.func.now())
         ).rowcount
         if not updated:
-            conn.execute(
-                sa.insert(table).values(
-                    session=session, product=product, status=status, message=message
-                )
-            )
-
-
-CLAIM_PREFIX = "started"
+            conn.execute(sa.insert(table).values(session=session, product=product, **values))
 
 
 def claim(
@@ -350,27 +388,32 @@ def claim(
     session: str,
     product: str,
     fingerprint: str,
-    owner: str,
+    host: str,
+    pid: int,
     *,
     overwrite: bool = False,
     stale_after_s: float = 6 * 3600,
 ) -> bool:
     """Atomically take the right to make ``product`` in ``session``.
 
-    Writes status ``fail`` with message ``started by <owner> [inputs <fingerprint>]`` (so a crash
-    leaves a failure, never a false pass). Refused while another run holds a fresh claim, and,
-    unless ``overwrite``, when the product already passed with the same inputs. Safe across
-    processes on SQLite and PostgreSQL (unique row per session and product).
+    Writes status ``fail`` (so a crash leaves a failure, never a false pass) with the lease in
+    its columns (``owner_host``, ``owner_pid``, ``claimed_at``) and the inputs' fingerprint.
+    Refused while another run holds a fresh claim, and, unless ``overwrite``, when the product
+    already passed with the same inputs. Safe across processes on SQLite and PostgreSQL (one
+    row per session and product; the claim is a conditional update).
     """
     table = ProductStatus.__table__
-    message = f"{CLAIM_PREFIX} by {owner} [inputs {fingerprint}]"
+    lease = {
+        "status": "fail",
+        "message": "being made",
+        "inputs": fingerprint,
+        "owner_host": host,
+        "owner_pid": pid,
+        "claimed_at": sa.func.now(),
+    }
     try:
         with db.connect() as conn:
-            conn.execute(
-                sa.insert(table).values(
-                    session=session, product=product, status="fail", message=message
-                )
-            )
+            conn.execute(sa.insert(table).values(session=session, product=product, **lease))
         return True
     except sa.exc.IntegrityError:
         pass
@@ -379,49 +422,34 @@ def claim(
         limit = sa.func.now() - sa.text(f"interval '{int(stale_after_s)} seconds'")
     else:
         limit = sa.func.datetime("now", f"-{int(stale_after_s)} seconds")
-    free = sa.or_(
-        table.c.message.is_(None),
-        ~table.c.message.like(f"{CLAIM_PREFIX}%"),
-        table.c.updated_at < limit,
-    )
+    free = sa.or_(table.c.owner_host.is_(None), table.c.claimed_at < limit)
     if not overwrite:
         free = sa.and_(
-            free,
-            sa.not_(
-                sa.and_(table.c.status == "pass", table.c.message.like(f"%[inputs {fingerprint}]"))
-            ),
+            free, sa.not_(sa.and_(table.c.status == "pass", table.c.inputs == fingerprint))
         )
     with db.connect() as conn:
         updated = conn.execute(
             sa.update(table)
             .where(table.c.session == session, table.c.product == product, free)
-            .values(status="fail", message=message, updated_at=sa.func.now())
+            .values(**lease, updated_at=sa.func.now())
         ).rowcount
     return bool(updated)
 
 
-def claim_state(message: str | None) -> str | None:
-    """For a status message that is a claim (``started by <owner> ...``): ``"interrupted"``
-    when its owner is a process of this host that is gone (killed mid-product: not a failure
-    of the product), else ``"running"``; None for any other message."""
-    text = message or ""
-    if not text.startswith(f"{CLAIM_PREFIX} by "):
+def claim_state(row: StatusRow | None) -> str | None:
+    """For a claimed product: ``"interrupted"`` when its owner is a process of this host that
+    is gone (killed mid-product: not a failure of the product), else ``"running"``; None when
+    nobody claims it."""
+    if row is None or not row.claimed:
         return None
-    owner = text[len(CLAIM_PREFIX) + 4 :].split(" ", 1)[0]
-    return "interrupted" if owner_gone(owner) else "running"
+    assert row.owner_host is not None
+    return "interrupted" if process_gone(row.owner_host, row.owner_pid or "") else "running"
 
 
-def reason_of(message: str | None) -> str:
-    """A status message without the inputs' fingerprint it carries (`` [inputs <hex>]``)."""
-    text = message or ""
-    head, sep, tail = text.rpartition(" [inputs ")
-    return head if sep and tail.endswith("]") else text
-
-
-def shown_status(status: str, message: str | None) -> str:
+def shown_status(row: StatusRow) -> str:
     """The status a person should read: a claim shows as ``running`` or ``interrupted``
-    instead of the ``fail`` it is stored as (so that a crash never reads as a pass)."""
-    return claim_state(message) or status
+    instead of the ``fail`` it is stored as."""
+    return claim_state(row) or row.status
 
 
 def add_qc(db: Database, rows: list[dict]) -> None:

@@ -1,16 +1,10 @@
-"""Who is doing something: the owner of a claim or a pixel cache (``host:pid[:thread]``), and
-whether that owner is gone (a process of this host that no longer runs: killed, crashed)."""
+"""Whether the owner of a claim or a pixel cache (a host and a process id) is gone: a process
+of this host that no longer runs (killed, crashed)."""
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
-
-
-def owner_id() -> str:
-    """This thread of this process on this host: ``host:pid:thread``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def process_gone(host: str, pid: str | int) -> bool:
@@ -25,9 +19,3 @@ def process_gone(host: str, pid: str | int) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def owner_gone(owner: str) -> bool:
-    """:func:`process_gone` for an ``host:pid[:thread]`` owner."""
-    host, _, rest = owner.partition(":")
-    return process_gone(host, rest.split(":", 1)[0])

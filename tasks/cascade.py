@@ -9,7 +9,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from astroflow.models.cascade import RecipeInput, RecipeResult
-from astroflow.storage import catalog
 from astroflow.tasks.cascade_work import run_recipe
 
 
@@ -17,7 +16,7 @@ def _ended(result: RecipeResult) -> Any:
     """A product that failed (its QC, or before with the same inputs) ends its task run as
     Failed, the reason as the state's message; the result still reaches the flow."""
     if result.status == "fail":
-        return Failed(message=catalog.reason_of(result.message), data=result)
+        return Failed(message=result.message, data=result)
     return result
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +44,6 @@ from astroflow.storage.frames import (
     read_header,
     write_product,
 )
-from astroflow.storage.owners import owner_id
 from astroflow.storage.workspace import Workspace
 from astroflow.tasks.recipes import recipe_function
 
@@ -247,7 +248,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
     statuses = catalog.status_rows(db, inp.session)
     previous = statuses.get(inp.product)
     if not inp.overwrite and previous is not None:
-        status, message = previous
+        status, message = previous.status, previous.message
         if status == "pass" and out.exists():
             try:
                 made_from = read_header(out).get(HASH_KEY)
@@ -261,12 +262,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                     status="pass",
                     substitutions=inp.substitutions,
                 )
-        in_progress = (message or "").startswith(catalog.CLAIM_PREFIX)
-        if (
-            status == "fail"
-            and not in_progress
-            and (message or "").endswith(f"[inputs {fingerprint}]")
-        ):
+        if status == "fail" and not previous.claimed and previous.inputs == fingerprint:
             # made but failed its QC: judged again; failed in its recipe: still failed
             return _rejudge(db, inp, out, fingerprint) or _result(
                 inp,
@@ -276,11 +272,20 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
                 message=message or "",
                 substitutions=inp.substitutions,
             )
-    if previous is not None and catalog.claim_state(previous[1]) == "interrupted":
+    if catalog.claim_state(previous) == "interrupted":
         # a claim left by a process of this host that no longer runs (killed): take it over
-        catalog.set_status(db, inp.session, inp.product, "fail", f"abandoned claim: {previous[1]}")
-    owner = owner_id()
-    if not catalog.claim(db, inp.session, inp.product, fingerprint, owner, overwrite=inp.overwrite):
+        assert previous is not None
+        catalog.set_status(
+            db,
+            inp.session,
+            inp.product,
+            "fail",
+            f"interrupted: {previous.owner_host}:{previous.owner_pid} stopped while making it",
+        )
+    host, pid = socket.gethostname(), os.getpid()
+    if not catalog.claim(
+        db, inp.session, inp.product, fingerprint, host, pid, overwrite=inp.overwrite
+    ):
         return _wait_for_other(db, inp, out, fingerprint)
     try:
         if inp.recipe == "reduce" and inp.function is None:
@@ -289,11 +294,10 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
             master, qc, dropped, used = recipe_function(inp.recipe, inp.function)(inp)
             _write_master(inp, out, master, qc, used, fingerprint)
     except (ProcessingError, CalibrationError) as exc:
-        message = f"{exc} [inputs {fingerprint}]"
-        catalog.set_status(db, inp.session, inp.product, "fail", message)
+        catalog.set_status(db, inp.session, inp.product, "fail", str(exc), inputs=fingerprint)
         raise
     except Exception as exc:
-        # unexpected (a bug, the environment): recorded without the inputs' fingerprint, so
+        # unexpected (a bug, the environment): recorded without the inputs they are about, so
         # the next run tries again instead of skipping it as a known failure
         catalog.set_status(db, inp.session, inp.product, "fail", f"{type(exc).__name__}: {exc}")
         raise
@@ -345,11 +349,11 @@ def _judge(
     )
     mark_qc_verdict(out, failures)
     if failures:
-        message = f"QC failed: {'; '.join(failures)} [inputs {fingerprint}]"
-        catalog.set_status(db, inp.session, inp.product, "fail", message)
+        message = f"QC failed: {'; '.join(failures)}"
+        catalog.set_status(db, inp.session, inp.product, "fail", message, inputs=fingerprint)
     else:
-        message = f"ok [inputs {fingerprint}]"
-        catalog.set_status(db, inp.session, inp.product, "pass", message)
+        message = "ok"
+        catalog.set_status(db, inp.session, inp.product, "pass", message, inputs=fingerprint)
     return failures, message
 
 
@@ -383,8 +387,9 @@ def _wait_for_other(
     """Another run holds (or held) this product: wait for its outcome and report it."""
     deadline = time.monotonic() + timeout_s
     while True:
-        status, message = catalog.status_rows(db, inp.session).get(inp.product, ("fail", ""))
-        if not (message or "").startswith(catalog.CLAIM_PREFIX):
+        row = catalog.status_rows(db, inp.session).get(inp.product)
+        status, message = (row.status, row.message) if row else ("fail", "")
+        if row is None or not row.claimed:
             break
         if time.monotonic() > deadline:
             raise CalibrationError(

@@ -20,7 +20,7 @@ from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError
 from astroflow.models.ingest import MANIFEST, MARKER, SKIP_FLAG, Candidate, ImageManifest
 from astroflow.models.repository import PutTreeResult
 from astroflow.processing.render import RenderedRows
-from astroflow.processing.tiling import study_tiles, thumbnail_box
+from astroflow.processing.tiling import TILE, count_tiles, study_tiles, thumbnail_box
 from astroflow.processing.wcs import (
     avm_to_header,
     flip_rows,
@@ -28,6 +28,7 @@ from astroflow.processing.wcs import (
     orient_top_down,
     placement,
 )
+from astroflow.storage.disk import require_free
 from astroflow.storage.files import file_digest, write_json_atomic
 from astroflow.storage.images import (
     DEFAULT_PNG_LEVEL,
@@ -213,6 +214,9 @@ def process_image(
         label = candidate.image_url  # errors name the user's file or URL, not our copy
         loaded = read_image(image_path, want_wcs=candidate.avm is None, label=label)
         height, width = loaded.pixels.shape[:2]
+        # tiles: at most half of their raw RGBA bytes once PNG-encoded (measured: far less)
+        tiles = count_tiles(width, height)
+        require_free(wd.root, tiles * TILE * TILE * 2, f"tiling {label} ({tiles} tiles)")
         with _named(label):
             if candidate.avm is not None:
                 header = avm_to_header(candidate.avm, width, height)

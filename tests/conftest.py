@@ -172,6 +172,41 @@ def blackhole() -> Iterator[int]:
     server.close()
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """``disk(megabytes)``: a folder on a tmpfs of that size (a real file system that fills)."""
+    mounts: list[Path] = []
+
+    def disk(megabytes: int) -> Path:
+        folder = tmp_path / f"small-disk-{len(mounts)}"
+        folder.mkdir()
+        _mount(["-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs"], folder, "a small tmpfs")
+        mounts.append(folder)
+        return folder
+
+    yield disk
+    _unmount(mounts)
+
+
+def _mount(args: list[str], target: Path, what: str) -> None:
+    done = subprocess.run(
+        ["mount", *args, str(target)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount {what} (needs root): {done.stderr}")
+
+
+def _unmount(mounts: list[Path]) -> None:
+    for target in reversed(mounts):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+
+
+def fill_leaving(folder: Path, free_bytes: int) -> None:
+    """Fill ``folder``'s file system until only ``free_bytes`` are free."""
+    free = shutil.disk_usage(folder).free
+    (folder / "filler").write_bytes(b"\0" * max(0, free - free_bytes))
+
+
 # -- the wheel ------------------------------------------------------------------------------
 
 
@@ -218,18 +253,13 @@ def read_only_view(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
     def view(folder: Path) -> Path:
         target = tmp_path / f"read-only-{len(mounts)}"
         target.mkdir()
-        for args in (["--bind", str(folder)], ["-o", "remount,bind,ro"]):
-            done = subprocess.run(
-                ["mount", *args, str(target)], capture_output=True, text=True, check=False
-            )
-            if done.returncode != 0:
-                pytest.fail(f"cannot make a read-only bind mount (needs root): {done.stderr}")
+        _mount(["--bind", str(folder)], target, "a bind mount")
         mounts.append(target)
+        _mount(["-o", "remount,bind,ro"], target, "a read-only bind mount")
         return target
 
     yield view
-    for target in reversed(mounts):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+    _unmount(mounts)
 
 
 # -- Prefect --------------------------------------------------------------------------------

@@ -247,8 +247,7 @@ def list_products(
 
     _, db, name = _opened(workspace, session)
     status = {
-        product: catalog.shown_status(st, message)
-        for product, (st, message) in catalog.status_rows(db, name).items()
+        product: catalog.shown_status(row) for product, row in catalog.status_rows(db, name).items()
     }
     _, products = catalog.load_plan(db)
     rows = [

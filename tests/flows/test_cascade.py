@@ -100,8 +100,10 @@ def test_failed_flat_is_replaced_by_neighbouring_night(tmp_path: Path) -> None:
     bad_flat = next(n for n in summary.failed if "MFLAT_1x1_R" in n)
     assert bad_flat.startswith("20260109")
     status = catalog.status_rows(Database(ws), "base")[bad_flat]
-    assert status[0] == "fail"
-    assert "cold_fraction" in status[1]
+    assert status.status == "fail"
+    assert "cold_fraction" in status.message
+    assert status.inputs  # the fingerprint is a column, not text in the message
+    assert not status.claimed
     assert summary.reasons[bad_flat].startswith("QC failed: ")
     assert "cold_fraction=" in summary.reasons[bad_flat]
     flagged = fits.getheader(_product(ws, bad_flat))  # the product says so itself
@@ -201,15 +203,19 @@ def test_claim_of_a_killed_process_is_taken_over(prepared: Path) -> None:
     import socket
 
     db = Database(prepared)
-    catalog.set_status(
-        db,
-        "base",
-        "20260109_MBIAS_1x1_4178e0",
-        "fail",
-        f"started by {socket.gethostname()}:999999:1 [inputs dead]",
-    )
+    product = "20260109_MBIAS_1x1_4178e0"
+    # the lease of a process of this host that is gone (pid 999999)
+    assert catalog.claim(db, "base", product, "dead", socket.gethostname(), 999999)
+    row = catalog.status_rows(db, "base")[product]
+    assert (row.owner_host, row.owner_pid, row.status) == (socket.gethostname(), 999999, "fail")
+    assert catalog.claim_state(row) == "interrupted"
+    # a live lease is refused to others
+    assert not catalog.claim(db, "base", product, "other", socket.gethostname(), 999999)
     summary = calibration_cascade(str(prepared), recipes=["mbias"])
-    assert "20260109_MBIAS_1x1_4178e0" in summary.made
+    assert product in summary.made
+    row = catalog.status_rows(db, "base")[product]
+    assert row.status == "pass"
+    assert not row.claimed
 
 
 def test_kill_9_mid_cascade_reads_interrupted_and_the_rerun_sweeps_and_finishes(
@@ -377,32 +383,16 @@ def test_prep_refuses_rules_whose_recipes_cannot_run(tmp_path: Path, function: s
     assert list(ws.glob("*.fits"))  # refused before anything ran: frames still unsorted
 
 
-def test_a_cascade_that_would_fill_the_disk_stops_first(tmp_path: Path) -> None:
-    import shutil
-    import subprocess
-
+def test_a_cascade_that_would_fill_the_disk_stops_first(small_disk) -> None:
     from astroflow.models.errors import ConfigError
     from astroflow.storage.disk import MARGIN_BYTES
+    from tests.conftest import fill_leaving
 
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(small)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.fail(f"cannot mount a small tmpfs (needs root): {mounted.stderr}")
-    try:
-        ws = small / "ws"
-        make_workspace(ws, np.random.default_rng(2), shape=(256, 256))
-        prepare_workspace(str(ws))
-        # leave the margin and a little more free: less than two 256 KB master biases need
-        free = shutil.disk_usage(small).free
-        (small / "filler").write_bytes(b"\0" * (free - MARGIN_BYTES - 300_000))
-        with pytest.raises(ConfigError, match=r"the mbias level \(2 product\(s\)\) needs about"):
-            calibration_cascade(str(ws))
-        assert not list((ws / "sessions").rglob("*MBIAS*.fits"))  # nothing half-written
-    finally:
-        subprocess.run(["umount", "-l", str(small)], capture_output=True, check=False)
+    ws = small_disk(48) / "ws"
+    make_workspace(ws, np.random.default_rng(2), shape=(256, 256))
+    prepare_workspace(str(ws))
+    # leave the margin and a little more free: less than two 256 KB master biases need
+    fill_leaving(ws.parent, MARGIN_BYTES + 300_000)
+    with pytest.raises(ConfigError, match=r"the mbias level \(2 product\(s\)\) needs about"):
+        calibration_cascade(str(ws))
+    assert not list((ws / "sessions").rglob("*MBIAS*.fits"))  # nothing half-written

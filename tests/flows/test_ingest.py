@@ -603,3 +603,20 @@ def test_unanswered_review_publishes_nothing_then_the_cli_decides(
     assert published.exit_code == 0, published.output
     assert _published(repo_dir) == {"andromeda"}
     assert "duplicate" in (repo_dir / "m42_field" / "skip.flag").read_text()
+
+
+def test_tiling_that_would_fill_the_disk_stops_first(
+    tmp_path: Path, source: dict, small_disk
+) -> None:
+    from astroflow.storage.disk import MARGIN_BYTES
+    from tests.conftest import fill_leaving
+
+    repo_dir, work = tmp_path / "repo", small_disk(40) / "work"
+    _config(repo_dir, str(source["dir"]))
+    fetch_images(str(repo_dir), str(work))
+    fill_leaving(work, MARGIN_BYTES + 200_000)
+    process = process_images(str(repo_dir), str(work))
+    by_input = {r.inputs[0]: r.message for r in process.errors.reports}
+    assert "needs about" in by_input["m42_field"]
+    assert "tiling file://" in by_input["m42_field"]
+    assert not (work / "out_todo" / "m42_field").exists()  # nothing half-written
