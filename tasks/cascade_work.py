@@ -301,17 +301,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         # the next run tries again instead of skipping it as a known failure
         catalog.set_status(db, inp.session, inp.product, "fail", f"{type(exc).__name__}: {exc}")
         raise
-    failures, message = _judge(db, inp, out, qc, fingerprint)
-    return _result(
-        inp,
-        out,
-        outcome="failed" if failures else "made",
-        status="fail" if failures else "pass",
-        qc=qc,
-        message=message if failures else "",
-        dropped=tuple(dropped),
-        substitutions=inp.substitutions,
-    )
+    return _judged(db, inp, out, qc, fingerprint, passed="made", dropped=dropped)
 
 
 def _result(inp: RecipeInput, out: Path, **fields: Any) -> RecipeResult:
@@ -357,6 +347,30 @@ def _judge(
     return failures, message
 
 
+def _judged(
+    db: Database,
+    inp: RecipeInput,
+    out: Path,
+    qc: dict[str, float],
+    fingerprint: str,
+    *,
+    passed: str,
+    dropped: Sequence[str] = (),
+) -> RecipeResult:
+    """The result of :func:`_judge`: ``failed``, or ``passed`` (``made``, ``skipped``)."""
+    failures, message = _judge(db, inp, out, qc, fingerprint)
+    return _result(
+        inp,
+        out,
+        outcome="failed" if failures else passed,
+        status="fail" if failures else "pass",
+        qc=qc,
+        message=message if failures else "",
+        dropped=tuple(dropped),
+        substitutions=inp.substitutions,
+    )
+
+
 def _rejudge(db: Database, inp: RecipeInput, out: Path, fingerprint: str) -> RecipeResult | None:
     """An up-to-date product judged again from its stored QC values under the ranges in
     force now (no recomputation); None when it has none (it failed in its recipe)."""
@@ -369,16 +383,7 @@ def _rejudge(db: Database, inp: RecipeInput, out: Path, fingerprint: str) -> Rec
     except ProcessingError:
         return None
     qc = {q.qc_name: (q.value if q.value is not None else math.nan) for q in rows}
-    failures, message = _judge(db, inp, out, qc, fingerprint)
-    return _result(
-        inp,
-        out,
-        outcome="failed" if failures else "skipped",
-        status="fail" if failures else "pass",
-        qc=qc,
-        message=message if failures else "",
-        substitutions=inp.substitutions,
-    )
+    return _judged(db, inp, out, qc, fingerprint, passed="skipped")
 
 
 def _wait_for_other(
