@@ -20,7 +20,7 @@ from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.rules import load_rules
 from astroflow.processing.organiser import match_calibrations
 from astroflow.storage import catalog
-from astroflow.storage.disk import require_free
+from astroflow.storage.disk import image_pixels, require_free
 from astroflow.storage.frames import sweep_pixel_caches
 from astroflow.storage.workspace import Workspace
 from astroflow.tasks.cascade import recipe_task
@@ -28,19 +28,13 @@ from astroflow.tasks.recipes import check_recipes
 
 
 def estimated_bytes(inputs: list[RecipeInput]) -> int:
-    """What a level of the cascade writes, at most: each product (float32; a reduced frame
-    with its variance and mask planes) and the pixel cache of its pre-processed frames."""
-    from astropy.io import fits
-
+    """What a level of the cascade writes, at most: each product not made yet (float32; a
+    reduced frame with its variance and mask planes) and the pixel cache of its frames."""
     total = 0
     for inp in inputs:
         if not inp.raw or (Path(inp.product_path).exists() and not inp.overwrite):
             continue  # (an existing product is most likely up to date: skipped)
-        try:
-            header = fits.getheader(inp.raw[0])
-            pixels = int(header.get("NAXIS1", 0)) * int(header.get("NAXIS2", 0))
-        except (OSError, ValueError):
-            continue  # an unreadable frame is the recipe's to report
+        pixels = image_pixels(Path(inp.raw[0]))
         planes = 3 if inp.recipe == "reduce" else 1
         total += pixels * 4 * planes + (pixels * 4 * len(inp.raw) if inp.calibrations else 0)
     return total

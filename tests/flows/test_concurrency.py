@@ -14,6 +14,7 @@ import pytest
 from astroflow.flows.organiser import prepare_workspace
 from astroflow.storage import catalog
 from astroflow.storage.database import Database
+from astroflow.storage.files import TEMP_GLOB
 from tests.conftest import ROOT
 from tests.organiser_data import make_workspace
 
@@ -67,4 +68,4 @@ def test_two_cascades_at_once_on_postgres(
         assert r["failed"] == []
     statuses = catalog.statuses(Database(ws), "base")
     assert sorted(n for n, s in statuses.items() if s == "pass") == sorted(made)
-    assert not list((ws / "sessions").rglob(".*.tmp"))
+    assert not list((ws / "sessions").rglob(TEMP_GLOB))  # no temporary file of a writer left
