@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from astroflow.flows import params, report
 from astroflow.flows.common import collect, publish_errors
+from astroflow.flows.runners import make_task_runner
 from astroflow.models.cascade import CascadeSummary, RecipeInput, RecipeResult
 from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.rules import load_rules
@@ -38,27 +38,6 @@ def estimated_bytes(inputs: list[RecipeInput]) -> int:
         planes = 3 if inp.recipe == "reduce" else 1
         total += pixels * 4 * planes + (pixels * 4 * len(inp.raw) if inp.calibrations else 0)
     return total
-
-
-def make_task_runner(task_runner: str) -> Any:
-    """``threads`` (default), ``dask-local``/``local`` (a Dask LocalCluster of 2 workers) or a
-    Dask scheduler address (``tcp://host:port``)."""
-    if task_runner in ("threads", "", None):
-        return ThreadPoolTaskRunner(max_workers=2)
-    from prefect_dask import DaskTaskRunner
-
-    if task_runner in ("local", "dask-local", "dask"):
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": 2,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
-    if "://" in task_runner:
-        return DaskTaskRunner(address=task_runner)
-    raise ConfigError(f"task_runner {task_runner!r}: use threads, dask-local or tcp://host:port")
 
 
 @flow(name="cascade-levels")

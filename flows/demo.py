@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from astroflow.flows.night import NightSummary, process_night
-from astroflow.processing.render import RenderedRows
+from astroflow.processing.render import RenderedRows, grey_to_rgba
 from astroflow.processing.synthetic import night_frames
 from astroflow.storage import catalog
 from astroflow.storage.frames import read_data, write_png, write_raw_frame
@@ -56,7 +56,7 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     reduced = sorted((ws.session_dir(session) / "reduced").rglob("*_RED.fits"))
     if reduced:
         # rows flipped: FITS row 0 is the bottom of the picture
-        rgba = RenderedRows(read_data(reduced[0])[::-1])[:, :]
+        rgba = grey_to_rgba(RenderedRows(read_data(reduced[0])[::-1])[:, :])
         preview = str(write_png(rgba, root / "preview.png"))
     return DemoReport(
         night=night,

@@ -18,15 +18,17 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from astroflow.flows import params, report
 from astroflow.flows import review as reviewing
 from astroflow.flows.common import collect, publish_errors
+from astroflow.flows.runners import make_task_runner
 from astroflow.models.errors import (
     AstroflowError,
     ErrorReport,
     ErrorStack,
     InvalidKeyError,
+    NoncriticalProcessingError,
     RepositoryUnreachableError,
     ReviewTimeoutError,
 )
-from astroflow.models.ingest import MARKER, StageSummary
+from astroflow.models.ingest import MARKER, Reject, StageSummary
 from astroflow.storage.images import DEFAULT_PNG_LEVEL
 from astroflow.storage.keys import validate_id
 from astroflow.storage.repository import open_repository
@@ -71,10 +73,6 @@ def fetch_images(
     wd.clean_partials("cache_todo")
     feed = query_source(config)
     candidates = feed.candidates[:limit] if limit is not None else feed.candidates
-    rejects = wd.rejects()
-    for reject in feed.rejects:
-        rejects[reject.id] = reject
-    wd.save_rejects(rejects)
     futures = fetch_image_task.map(
         candidates,
         unmapped(repository),
@@ -84,12 +82,18 @@ def fetch_images(
     )
     outcomes, errors = collect(futures, [c.id for c in candidates], "fetch")
     errors = ErrorStack(reports=tuple(feed.errors)) + errors
+    # rejected by the query, or by the image's record when it was read at fetch time
+    found = [*feed.rejects, *(o for o in outcomes.values() if isinstance(o, Reject))]
+    rejects = wd.rejects()
+    for reject in found:
+        rejects[reject.id] = reject
+    wd.save_rejects(rejects)
     summary = StageSummary(
         stage="fetch",
         new=tuple(i for i, o in outcomes.items() if o == "new"),
-        skipped=tuple(i for i, o in outcomes.items() if o != "new"),
+        skipped=tuple(i for i, o in outcomes.items() if isinstance(o, str) and o != "new"),
         failed=tuple(errors.failed_inputs()),
-        rejected=tuple(r.id for r in feed.rejects),
+        rejected=tuple(r.id for r in found),
         errors=errors,
     )
     logger.info("%s", summary.line())
@@ -98,13 +102,14 @@ def fetch_images(
     return report.finish(summary.line(), summary)
 
 
-@flow(name="process-images", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="process-images")
 def process_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
     azure_conn_env: params.AzureConnEnv = None,
     png_level: params.PngLevel = DEFAULT_PNG_LEVEL,
     tile_workers: params.TileWorkers = None,
+    task_runner: params.TaskRunner = "threads",
 ) -> StageSummary:
     """Tile every fetched image (``cache_todo``) into ``out_todo/<id>/``.
 
@@ -114,6 +119,10 @@ def process_images(
         zlib level of the PNG tiles (0-9; 1 is the measured best trade-off).
     tile_workers
         Threads encoding PNG tiles per image (default: one per CPU).
+    task_runner
+        Where the images are tiled: ``threads`` (two at a time in this process),
+        ``dask-local`` (a Dask LocalCluster of 2 worker processes) or ``tcp://host:port`` (a
+        Dask scheduler whose workers see the work folder at the same path).
     """
     logger = get_run_logger()
     repo = open_repository(repository, azure_conn_env=azure_conn_env)
@@ -121,21 +130,38 @@ def process_images(
     wd = WorkDir(work_dir).ensure()
     wd.clean_partials("out_todo")
     ids = wd.ids("cache_todo")
+    runner = make_task_runner(task_runner)
+    summary = tile_images.with_options(task_runner=runner)(
+        ids, work_dir, config.publish_url_prefix, png_level, tile_workers
+    )
+    logger.info("%s", summary.line())
+    publish_errors(summary.errors, "process-errors", "Process errors")
+    report.publish("process-report", "Process", summary.line(), stage_sections([summary]))
+    return report.finish(summary.line(), summary)
+
+
+@flow(name="tile-images")
+def tile_images(
+    ids: list[str],
+    work_dir: str,
+    publish_url_prefix: str,
+    png_level: int,
+    tile_workers: int | None,
+) -> StageSummary:
+    """One ``process-image`` task per fetched image, on the task runner ``process-images``
+    chose; AVM tags left out of an image become noncritical reports."""
     futures = process_image_task.map(
         ids,
         unmapped(work_dir),
-        unmapped(config.publish_url_prefix),
+        unmapped(publish_url_prefix),
         unmapped(png_level),
         unmapped(tile_workers),
     )
     done, errors = collect(futures, ids, "process")
-    summary = StageSummary(
+    errors += ignored_tags(done)
+    return StageSummary(
         stage="process", done=tuple(done), failed=tuple(errors.failed_inputs()), errors=errors
     )
-    logger.info("%s", summary.line())
-    publish_errors(errors, "process-errors", "Process errors")
-    report.publish("process-report", "Process", summary.line(), stage_sections([summary]))
-    return report.finish(summary.line(), summary)
 
 
 @flow(name="publish-images", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -235,13 +261,20 @@ def ingest_images(
     tile_workers: params.TileWorkers = None,
     review: params.Review = False,
     review_timeout: params.ReviewTimeout = 3600,
+    task_runner: params.TaskRunner = "threads",
 ) -> list[StageSummary]:
     """fetch -> process -> publish -> reindex, each stage a subflow; this run's report
-    repeats every stage's counts, failures and the images published."""
+    repeats every stage's counts, failures and the images published. ``task_runner`` is
+    where the images are tiled (see ``process-images``)."""
     stages = [
         fetch_images(repository, work_dir, azure_conn_env, force=force, limit=limit),
         process_images(
-            repository, work_dir, azure_conn_env, png_level=png_level, tile_workers=tile_workers
+            repository,
+            work_dir,
+            azure_conn_env,
+            png_level=png_level,
+            tile_workers=tile_workers,
+            task_runner=task_runner,
         ),
     ]
     if review:
@@ -313,6 +346,20 @@ def reject_images(
         wd.move("out_todo", "out_rejected", d.image_id)
         wd.forget_decision(d.image_id)
     return [d.image_id for d in rejected]
+
+
+def ignored_tags(manifests: dict[str, Any]) -> list[ErrorReport]:
+    """A noncritical report for every AVM tag left out of a processed image (it was placed
+    all the same)."""
+    return [
+        ErrorReport.from_exception(
+            NoncriticalProcessingError(f"AVM tag left out, the image was placed: {tag}"),
+            "process",
+            [image_id],
+        )
+        for image_id, manifest in sorted(manifests.items())
+        for tag in manifest.ignored_avm
+    ]
 
 
 def ingest_headline(stages: list[StageSummary]) -> str:

@@ -102,7 +102,7 @@ def process_night(
     prepared = prepare_workspace(workspace)
     cascade = calibration_cascade(workspace, overwrite=overwrite, task_runner=task_runner)
     work = work_dir or str(Path(workspace).expanduser().resolve() / "ingest")
-    ingest = ingest_images(repository, work, azure_conn_env)
+    ingest = ingest_images(repository, work, azure_conn_env, task_runner=task_runner)
     logger.info("night done: %s; %s", cascade.line(), "; ".join(s.line() for s in ingest))
     headline = f"{cascade.headline()}; {ingest_headline(ingest)}"
     ws = Workspace.open(workspace)

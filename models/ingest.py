@@ -31,6 +31,35 @@ class FolderSourceConfig(BaseModel):
     path: str
 
 
+class DjangoplicityConfig(BaseModel):
+    """The ``djangoplicity`` section (toasty's keys): a Djangoplicity press-image archive
+    (ESO, ESA/Hubble, NOIRLab).
+
+    Attributes
+    ----------
+    base_url
+        The archive's image root, ending in ``/`` (``https://noirlab.edu/public/images/``).
+    channel_name
+        Written into each Place's annotation (``"channel"``).
+    search_page_name
+        The path word of the search pages, ``{base_url}archive/search/<it>/<n>/``.
+    force_insecure_tls
+        Do not verify the archive's TLS certificates (toasty's default, for noirlab.edu).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    base_url: str
+    channel_name: str
+    search_page_name: str = "page"
+    force_insecure_tls: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+
 class WorkspaceSourceConfig(BaseModel):
     """The ``workspace`` section: reduced science frames of an organiser workspace that passed
     QC (ids from product names, ``last_updated`` from the product files)."""
@@ -46,11 +75,12 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    source_type: Literal["astropix", "folder", "workspace"]
+    source_type: Literal["astropix", "djangoplicity", "folder", "workspace"]
     publish_url_prefix: str
     folder_name: str
     folder_thumbnail_url: str = ""
     astropix: AstroPixConfig | None = None
+    djangoplicity: DjangoplicityConfig | None = None
     folder: FolderSourceConfig | None = None
     workspace: WorkspaceSourceConfig | None = None
 
@@ -77,20 +107,37 @@ class Candidate(BaseModel):
     id
         The unique id: the image's folder name in the repository.
     source_type
-        ``"astropix"`` or ``"folder"``.
+        The config's ``source_type`` that offered it (``"astropix"``, ``"folder"``...).
     source_id
-        The source's own identifier (AstroPix ``publisher_id/image_id``, or the file URL).
+        The source's own identifier (AstroPix ``publisher_id/image_id``, Djangoplicity id,
+        or the file URL).
     last_updated
-        When the source last changed the image (ISO 8601; naive means UTC).
+        When the source last changed the image (ISO 8601; naive means UTC); empty when the
+        source does not say (a published image is then done).
     image_url
-        Where to download the image from (http(s) URL or fsspec URL).
+        Where to download the image from (http(s) URL or fsspec URL); empty until the
+        candidate is resolved (see ``metadata_url``).
     image_ext
         The image's file extension, lower case, without the dot (``jpg``, ``fits``).
     title, credits, credits_url, description
         Metadata for the WTML.
+    description_on_place
+        Write the description on the Place rather than on the ImageSet (toasty does so for
+        Djangoplicity images).
+    annotation
+        The Place's ``Annotation`` attribute (Djangoplicity: JSON of channel, item id and
+        publication date).
     avm
-        AVM-style ``wcs_*`` fields from the feed (AstroPix); ``None`` when the image file
-        carries its own WCS.
+        AVM-style ``wcs_*`` fields from the feed (AstroPix, Djangoplicity); ``None`` when the
+        image file carries its own WCS.
+    metadata_url
+        Where the full record is read when the image is fetched (Djangoplicity's
+        ``{id}/api/json/``); empty for candidates complete from the query.
+    wcs_url
+        A WCS sidecar (a FITS header for the image's pixel grid) that places the image,
+        winning over AVM tags in the file; empty when there is none.
+    insecure_tls
+        Download without verifying TLS certificates (``force_insecure_tls``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -99,13 +146,18 @@ class Candidate(BaseModel):
     source_type: str
     source_id: str
     last_updated: str = ""
-    image_url: str
-    image_ext: str
+    image_url: str = ""
+    image_ext: str = ""
     title: str = ""
     credits: str = ""
     credits_url: str = ""
     description: str = ""
+    description_on_place: bool = False
+    annotation: str = ""
     avm: dict[str, Any] | None = None
+    metadata_url: str = ""
+    wcs_url: str = ""
+    insecure_tls: bool = False
 
 
 class Reject(BaseModel):
@@ -123,6 +175,18 @@ class ImageManifest(BaseModel):
 
     A published image whose source ``last_updated`` or input hash differs from the candidate's
     is fetched and processed again.
+
+    Attributes
+    ----------
+    wcs_source
+        What placed the image: ``feed`` (the source's AVM-like fields), ``fits-header``,
+        ``avm`` (tags in the picture) or ``sidecar`` (a WCS sidecar file).
+    wcs_note
+        What the reader of the placement should know (a sidecar that won over the image's
+        own AVM tags or FITS WCS).
+    ignored_avm
+        AVM tags of the picture that could not be read and were left out
+        (``"Spatial.Notes: <why>"``); each is also a noncritical error report of the run.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -137,6 +201,9 @@ class ImageManifest(BaseModel):
     height: int
     tile_levels: int
     tile_count: int
+    wcs_source: str = ""
+    wcs_note: str = ""
+    ignored_avm: tuple[str, ...] = ()
     processed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     astroflow_version: str = ""
 

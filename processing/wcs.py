@@ -52,11 +52,13 @@ def _floats(value: Any, n: int, key: str) -> list[float]:
 
 
 def avm_to_header(avm: Mapping[str, Any], width: int, height: int) -> dict[str, Any]:
-    """Turn AstroPix ``wcs_*`` fields into a top-down FITS WCS header, exactly as toasty.
+    """Turn AVM-like ``wcs_*`` fields (an AstroPix feed, a Djangoplicity record) into a
+    top-down FITS WCS header, exactly as toasty.
 
-    The fields describe the picture with FITS-like parity; after rescaling to the downloaded
-    size they get toasty's parity flip (``CD1_2``, ``CD2_2`` negated, ``CRPIX2 = H + 1 -
-    CRPIX2``) so that the header describes rows counted from the top.
+    The fields describe the picture with FITS-like parity; after rescaling from
+    ``wcs_reference_dimension`` (when given) to the downloaded size they get toasty's parity
+    flip (``CD1_2``, ``CD2_2`` negated, ``CRPIX2 = H + 1 - CRPIX2``) so that the header
+    describes rows counted from the top.
 
     Raises
     ------
@@ -69,7 +71,11 @@ def avm_to_header(avm: Mapping[str, Any], width: int, height: int) -> dict[str, 
     try:
         ref_value = _floats(avm["wcs_reference_value"], 2, "wcs_reference_value")
         ref_pixel = _floats(avm["wcs_reference_pixel"], 2, "wcs_reference_pixel")
-        ref_dim = _floats(avm["wcs_reference_dimension"], 2, "wcs_reference_dimension")
+        ref_dim = (
+            _floats(avm["wcs_reference_dimension"], 2, "wcs_reference_dimension")
+            if avm.get("wcs_reference_dimension") not in (None, "", [])
+            else [float(width), float(height)]  # no reference size: the image's own
+        )
         scale = _floats(avm["wcs_scale"], 2, "wcs_scale")
         rotation = _floats([avm["wcs_rotation"]], 1, "wcs_rotation")[0]
     except KeyError as exc:
@@ -97,6 +103,36 @@ def avm_to_header(avm: Mapping[str, Any], width: int, height: int) -> dict[str, 
         "CD2_1": cdelt2 * pc2_1,
         "CD2_2": -cdelt2 * pc2_2,
     }
+
+
+def rescale(
+    header: Mapping[str, Any], made_for: tuple[int, int], size: tuple[int, int]
+) -> dict[str, Any]:
+    """The header of a WCS made for an image of ``made_for`` pixels, moved to the same picture
+    at ``size`` pixels (width, height), as toasty's ``--fits-wcs`` does (CRPIX times the
+    scale, CD over it).
+
+    Raises
+    ------
+    WcsError
+        When the two sizes have different aspect ratios (more than 0.5 %): the header then
+        belongs to another picture.
+    """
+    scale_x = size[0] / made_for[0]
+    scale_y = size[1] / made_for[1]
+    if scale_x == 1 and scale_y == 1:
+        return dict(header)
+    if abs(scale_x - scale_y) / (scale_x + scale_y) >= 0.005:
+        raise WcsError(
+            f"the WCS was made for {made_for[0]}x{made_for[1]} pixels, which has another "
+            f"aspect ratio than the image's {size[0]}x{size[1]}"
+        )
+    out = dict(header)
+    for key in ("CRPIX1", "CRPIX2"):
+        out[key] = float(header[key]) * scale_x
+    for key in ("CD1_1", "CD1_2", "CD2_1", "CD2_2"):
+        out[key] = float(header.get(key, 0.0)) / scale_x
+    return out
 
 
 def flip_rows(header: Mapping[str, Any], height: int) -> dict[str, Any]:

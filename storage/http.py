@@ -25,7 +25,12 @@ def proxy_for(url: str) -> str | None:
 
 
 def pool(
-    proxy: str | None, *, connect: float, read: float, maxsize: int = 10
+    proxy: str | None,
+    *,
+    connect: float,
+    read: float,
+    maxsize: int = 10,
+    verify_tls: bool = True,
 ) -> urllib3.PoolManager:
     """A thread-safe connection pool (through ``proxy`` when given), without urllib3's retries.
 
@@ -35,13 +40,18 @@ def pool(
         Timeouts in seconds for connecting and for each read.
     maxsize
         Connections kept per host.
+    verify_tls
+        Verify servers' TLS certificates (False only for a source configured with
+        ``force_insecure_tls``).
     """
-    options = {
+    options: dict[str, object] = {
         "num_pools": 32,
         "maxsize": maxsize,
         "timeout": urllib3.Timeout(connect=connect, read=read),
         "retries": urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=10),
     }
+    if not verify_tls:
+        options["cert_reqs"] = "CERT_NONE"
     return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from astroflow.models.errors import ProcessingError, WcsError
 from astroflow.storage.fits_rows import FitsRows, require_complete
-from astroflow.storage.png import encode_rgba
+from astroflow.storage.png import encode_png
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ class PictureRows:
 
     Pillow already holds the decoded pixels; the tiler reads them
     one band of rows at a time through ``[r0:r1]``, so peak memory stays near the decoded
-    image itself (toasty keeps a second full copy).
+    image itself (toasty keeps a second full copy). Bands are RGBA: an RGB picture's get an
+    opaque alpha from Pillow (one C pass, where numpy's strided fill costs 10x more), and
+    ``opaque`` tells the tiler that alpha is then 255 everywhere.
     """
 
     ndim = 3
@@ -51,8 +53,8 @@ class PictureRows:
     def __init__(self, image: Image.Image, flipped: bool = False) -> None:
         self.image = image
         self.flipped = flipped
-        channels = 4 if image.mode == "RGBA" else 3
-        self.shape = (image.height, image.width, channels)
+        self.opaque = image.mode == "RGB"
+        self.shape = (image.height, image.width, 4)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         if not isinstance(rows, slice) or rows.step not in (None, 1):
@@ -61,7 +63,8 @@ class PictureRows:
         r0, r1, _ = rows.indices(h)
         if self.flipped:
             r0, r1 = h - r1, h - r0
-        band = np.asarray(self.image.crop((0, r0, self.shape[1], r1)))
+        crop = self.image.crop((0, r0, self.shape[1], r1))
+        band = np.asarray(crop if crop.mode == "RGBA" else crop.convert("RGBA"))
         return band[::-1] if self.flipped else band
 
     def flip(self) -> PictureRows:
@@ -86,6 +89,7 @@ class LoadedImage:
     pixels: Any  # FitsRows or np.ndarray (FITS), PictureRows (pictures)
     wcs: Any | None
     kind: str
+    ignored: tuple[str, ...] = ()  # AVM tags left out, unreadable ("Spatial.Notes: <why>")
 
     def close(self) -> None:
         """Release the file behind lazily read pixels (nothing to do for the others)."""
@@ -174,28 +178,55 @@ def read_picture(path: Path, *, want_avm: bool = True, label: str | None = None)
             img = img.convert(mode)
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError...
         raise ProcessingError(f"{label}: not a readable image: {one_line(exc)}") from exc
-    wcs = _avm_wcs(path, img.width, img.height, label) if want_avm else None
-    return LoadedImage(PictureRows(img), wcs, "picture")
+    wcs, ignored = _avm_wcs(path, img.width, img.height, label) if want_avm else (None, ())
+    return LoadedImage(PictureRows(img), wcs, "picture", ignored)
 
 
-def _avm_wcs(path: Path, width: int, height: int, label: str) -> Any | None:
-    """The WCS of the picture's AVM tags; None when it carries no XMP/AVM at all."""
-    from pyavm import AVM, NoAVMPresent
-    from pyavm.exceptions import NoXMPPacketFound
+def _avm_wcs(path: Path, width: int, height: int, label: str) -> tuple[Any | None, tuple[str, ...]]:
+    """The WCS of the picture's AVM tags (None when it carries none) and the tags left out
+    because they could not be read (:func:`storage.avm.read_avm`)."""
+    from astroflow.storage.avm import read_avm
 
-    try:
-        avm = AVM.from_image(str(path))
-    except (NoAVMPresent, NoXMPPacketFound):  # no tags at all: not "unreadable"
-        return None
-    except Exception as exc:
-        raise WcsError(f"{label}: unreadable AVM tags: {one_line(exc)}") from exc
+    found = read_avm(path, width, height, label)
+    if found is None:
+        return None, ()
+    return found.wcs, found.ignored
+
+
+WCS_SIDECAR = "wcs.fits"  # the sidecar's name in a fetched image's folder
+SIDECAR_SUFFIXES = (".wcs.fits", "_wcs.fits")  # beside image.jpg: image.wcs.fits, image_wcs.fits
+
+
+def read_wcs_sidecar(path: Path, label: str) -> tuple[Any, tuple[int, int] | None]:
+    """The celestial WCS of a sidecar FITS header (as toasty's ``--fits-wcs``: the first HDU,
+    pixel y counted from the image's first stored row) and the image size it was made for
+    (Astrometry.net's ``IMAGEW``/``IMAGEH``, else the HDU's own size; None when it says none).
+
+    Raises
+    ------
+    WcsError
+        Naming ``label``, for a file that is not FITS or holds no celestial WCS.
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wcs = avm.to_wcs(target_shape=(width, height))
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            with fits.open(path, memmap=False) as hdul:
+                header = hdul[0].header
+                wcs = WCS(header, naxis=2)
     except Exception as exc:
-        raise WcsError(f"{label}: AVM tags give no WCS: {one_line(exc)}") from exc
-    return wcs
+        raise WcsError(f"{label}: not a readable FITS WCS header: {one_line(exc)}") from None
+    if not wcs.has_celestial:
+        raise WcsError(f"{label}: the sidecar has no celestial WCS")
+    size: tuple[int, int] | None = None
+    if header.get("IMAGEW") and header.get("IMAGEH"):
+        size = (int(header["IMAGEW"]), int(header["IMAGEH"]))
+    elif int(header.get("NAXIS", 0)) >= 2 and header.get("NAXIS1") and header.get("NAXIS2"):
+        size = (int(header["NAXIS1"]), int(header["NAXIS2"]))
+    return wcs, size
 
 
 def read_image(path: Path, *, want_wcs: bool = True, label: str | None = None) -> LoadedImage:
@@ -208,8 +239,19 @@ def read_image(path: Path, *, want_wcs: bool = True, label: str | None = None) -
     raise ProcessingError(f"{label or path.name}: unsupported image type")
 
 
+def box_reduce_2x2(block: np.ndarray) -> np.ndarray:
+    """The rounded plain 2x2 mean of every channel of a (2h, 2w, 2|4) uint8 array, by
+    Pillow's C box reducer: the same numbers as :func:`processing.tiling.plain_mean_2x2`
+    (tested), 3-5x faster. The modes ``La``/``RGBa`` make Pillow reduce the bytes as they are
+    (for ``LA``/``RGBA`` it would premultiply by alpha first)."""
+    h2, w2, channels = block.shape
+    mode = {2: "La", 4: "RGBa"}[channels]
+    img = Image.frombuffer(mode, (w2, h2), np.ascontiguousarray(block), "raw", mode, 0, 1)
+    return np.array(img.reduce(2))
+
+
 def _encode_png(tile: Any, out_dir: str, level: int) -> int:
-    data = encode_rgba(tile.rgba, level)
+    data = encode_png(tile.pixels, level)
     with open(os.path.join(out_dir, tile.name), "wb") as f:
         f.write(data)
     return len(data)
@@ -222,7 +264,7 @@ def write_tiles(
     workers: int | None = None,
     png_level: int = DEFAULT_PNG_LEVEL,
 ) -> tuple[int, int]:
-    """Encode tiles (objects with ``name`` and an ``rgba`` array) to PNG files in ``out_dir``
+    """Encode tiles (objects with ``name`` and a ``pixels`` array) to PNG files in ``out_dir``
     with a thread pool (zlib releases the GIL),
     keeping at most ``4 * workers`` tiles in flight.
 
@@ -251,17 +293,18 @@ def write_tiles(
 
 
 def write_thumbnail(
-    rgba_or_rgb: Any,
+    image: Any,
     path: Path,
     box: tuple[int, int, int, int],
     size: tuple[int, int] = (96, 45),
 ) -> None:
     """A ``thumb.jpg`` of ``size`` (96x45) from the ``box`` (left, top, right, bottom) of an
-    image (row 0 on top). Transparent pixels become black.
+    image (row 0 on top): a picture, or an ``(H, W, C)`` uint8 array-like with alpha last
+    (C = 2 grey, 4 RGBA) or without (C = 1, 3). Transparent pixels become black.
     """
-    if isinstance(rgba_or_rgb, PictureRows):
-        img = rgba_or_rgb.image
-        if rgba_or_rgb.flipped:
+    if isinstance(image, PictureRows):
+        img = image.image
+        if image.flipped:
             img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
         thumb = img.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
         if thumb.mode == "RGBA":
@@ -272,9 +315,11 @@ def write_thumbnail(
         return
     left, top, right, bottom = box
     step = max(1, min((bottom - top) // (size[1] * 4), (right - left) // (size[0] * 4)))
-    crop = np.asarray(rgba_or_rgb[top:bottom:step, left:right:step])
-    if crop.shape[2] == 4:
-        alpha = crop[..., 3:4].astype(np.uint16)
-        crop = (crop[..., :3].astype(np.uint16) * alpha // 255).astype(np.uint8)
+    crop = np.asarray(image[top:bottom:step, left:right:step])
+    if crop.shape[2] in (2, 4):  # alpha last: transparent pixels become black
+        alpha = crop[..., -1:].astype(np.uint16)
+        crop = (crop[..., :-1].astype(np.uint16) * alpha // 255).astype(np.uint8)
+    if crop.shape[2] == 1:  # grey
+        crop = np.repeat(crop, 3, axis=2)
     img = Image.fromarray(np.ascontiguousarray(crop), "RGB").resize(size, Image.Resampling.LANCZOS)
     img.save(path, "JPEG", quality=90)

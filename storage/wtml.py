@@ -36,8 +36,15 @@ def study_folder(
     credits: str = "",
     credits_url: str = "",
     description: str = "",
+    description_on_place: bool = False,
+    annotation: str = "",
 ) -> Folder:
-    """A one-Place folder for a tiled study, with relative URLs (``index_rel.wtml``)."""
+    """A one-Place folder for a tiled study, with relative URLs (``index_rel.wtml``).
+
+    The description goes on the ImageSet, or on the Place with ``description_on_place``
+    (toasty's choice for Djangoplicity images); ``annotation`` is the Place's
+    ``Annotation``.
+    """
     imgset = ImageSet()
     imgset.name = name
     imgset.data_set_type = DataSetType.SKY
@@ -59,7 +66,7 @@ def study_folder(
         imgset.credits = credits
     if credits_url:
         imgset.credits_url = credits_url
-    if description:
+    if description and not description_on_place:
         imgset.description = description
     place = Place()
     place.name = name
@@ -69,6 +76,10 @@ def study_folder(
     place.zoom_level = p.zoom_level
     place.thumbnail = "thumb.jpg"
     place.foreground_image_set = imgset
+    if description and description_on_place:
+        place.description = description
+    if annotation:
+        place.annotation = annotation
     folder = Folder()
     folder.name = name
     folder.children = [place]

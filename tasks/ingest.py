@@ -11,7 +11,7 @@ from typing import Any
 from prefect import task
 
 from astroflow.models.errors import RepositoryUnreachableError
-from astroflow.models.ingest import Candidate, ImageManifest
+from astroflow.models.ingest import Candidate, ImageManifest, Reject
 from astroflow.models.repository import PutTreeResult
 from astroflow.storage.images import DEFAULT_PNG_LEVEL
 from astroflow.storage.wtml import PlaceEntry
@@ -30,7 +30,7 @@ def fetch_image_task(
     work_dir: str,
     azure_conn_env: str | None = None,
     force: bool = False,
-) -> str:
+) -> str | Reject:
     return fetch_image(candidate, repository, work_dir, azure_conn_env, force=force)
 
 

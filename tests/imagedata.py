@@ -50,9 +50,21 @@ def write_fits(
 
 
 def write_avm_jpeg(
-    path: Path, width: int, height: int, rng: np.random.Generator, wcs: WCS | None
+    path: Path,
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    wcs: WCS | None,
+    *,
+    extra_xml: str = "",
+    drop: tuple[str, ...] = (),
 ) -> np.ndarray:
-    """A JPEG with AVM tags from ``wcs`` (FITS convention, as AVM is)."""
+    """A JPEG with AVM tags from ``wcs`` (FITS convention, as AVM is).
+
+    ``extra_xml`` is written into the packet's ``rdf:Description`` as it is (tags as real
+    press images carry them, which pyavm may refuse); ``drop`` names tags left out
+    (``"Spatial.Scale"``).
+    """
     from PIL import Image
     from pyavm import AVM
 
@@ -62,6 +74,18 @@ def write_avm_jpeg(
     if wcs is None:
         plain.rename(path)
         return pixels
-    AVM.from_wcs(wcs, shape=(height, width)).embed(str(plain), str(path))
+    avm = AVM.from_wcs(wcs, shape=(height, width))
+    if not extra_xml and not drop:
+        avm.embed(str(plain), str(path))
+    else:
+        import re
+
+        from pyavm.embed import embed_xmp
+
+        packet = avm.to_xmp().decode("utf-8")
+        for tag in drop:
+            packet = re.sub(rf"<avm:{re.escape(tag)}>.*?</avm:{re.escape(tag)}>", "", packet)
+        packet = packet.replace("</rdf:Description>", extra_xml + "</rdf:Description>")
+        embed_xmp(str(plain), str(path), packet.encode("utf-8"))
     plain.unlink()
     return pixels

@@ -31,6 +31,19 @@ Repo = Annotated[str, typer.Argument(help="Repository URL or local path.")]
 WorkDirArg = Annotated[str, typer.Argument(help="Local work directory.")]
 WorkspaceArg = Annotated[str, typer.Argument(help="Workspace folder.")]
 SessionOpt = Annotated[str | None, typer.Option("--session", help="Session id (default: current).")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="ADDRESS|local",
+        help="Run on Dask: 'local' (a LocalCluster) or tcp://host:port.",
+    ),
+]
+
+
+def task_runner(dask: str | None) -> str:
+    """The flows' ``task_runner`` value for a ``--dask`` option (none: threads)."""
+    return "threads" if dask is None else ("dask-local" if dask == "local" else dask)
 
 
 def setup_logging(verbose: bool = False) -> None:

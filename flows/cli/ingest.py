@@ -9,6 +9,7 @@ import typer
 
 from astroflow.flows.cli.common import (
     AzureConnEnv,
+    DaskOpt,
     Repo,
     WorkDirArg,
     app,
@@ -16,6 +17,7 @@ from astroflow.flows.cli.common import (
     print_summaries,
     run_stage,
     table,
+    task_runner,
 )
 
 repo_app = typer.Typer(help="Inspect data repositories.", no_args_is_help=True)
@@ -53,39 +55,57 @@ Force = Annotated[bool, typer.Option(help="Fetch even published images.")]
 Limit = Annotated[int | None, typer.Option(help="Fetch at most this many.")]
 
 
-def _fetching_command(name: str, flow_name: str, doc: str) -> None:
-    """Register a command that runs a fetching flow of :mod:`astroflow.flows.ingest`."""
+PngLevel = Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")]
 
-    def command(
-        repo: Repo,
-        workdir: WorkDirArg,
-        azure_conn_env: AzureConnEnv = None,
-        force: Force = False,
-        limit: Limit = None,
-    ) -> None:
-        from astroflow.flows import ingest
 
-        print_summaries(
-            run_stage(
-                getattr(ingest, flow_name),
-                repository=repo,
-                work_dir=workdir,
-                azure_conn_env=azure_conn_env,
-                force=force,
-                limit=limit,
-            )
+@app.command("fetch")
+def fetch_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    force: Force = False,
+    limit: Limit = None,
+) -> None:
+    """Download new or changed images from the repository's source into WORKDIR/cache_todo."""
+    from astroflow.flows.ingest import fetch_images
+
+    print_summaries(
+        run_stage(
+            fetch_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            force=force,
+            limit=limit,
         )
-
-    command.__doc__ = doc
-    app.command(name)(command)
+    )
 
 
-_fetching_command(
-    "fetch",
-    "fetch_images",
-    "Download new or changed images from the repository's source into WORKDIR/cache_todo.",
-)
-_fetching_command("ingest", "ingest_images", "fetch, process, publish and reindex in one run.")
+@app.command("ingest")
+def ingest_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    force: Force = False,
+    limit: Limit = None,
+    png_level: PngLevel = 1,
+    dask: DaskOpt = None,
+) -> None:
+    """fetch, process, publish and reindex in one run (images tiled on Dask with --dask)."""
+    from astroflow.flows.ingest import ingest_images
+
+    print_summaries(
+        run_stage(
+            ingest_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            force=force,
+            limit=limit,
+            png_level=png_level,
+            task_runner=task_runner(dask),
+        )
+    )
 
 
 @app.command("process")
@@ -93,9 +113,11 @@ def process_cmd(
     repo: Repo,
     workdir: WorkDirArg,
     azure_conn_env: AzureConnEnv = None,
-    png_level: Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")] = 1,
+    png_level: PngLevel = 1,
+    dask: DaskOpt = None,
 ) -> None:
-    """Tile fetched images into WORKDIR/out_todo (tiles, thumbnail, WTML)."""
+    """Tile fetched images into WORKDIR/out_todo (tiles, thumbnail, WTML); on Dask with
+    --dask."""
     from astroflow.flows.ingest import process_images
 
     print_summaries(
@@ -105,6 +127,7 @@ def process_cmd(
             work_dir=workdir,
             azure_conn_env=azure_conn_env,
             png_level=png_level,
+            task_runner=task_runner(dask),
         )
     )
 

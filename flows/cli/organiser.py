@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from astroflow.flows.cli.common import SessionOpt, WorkspaceArg, app, fail, run_stage, table
+from astroflow.flows.cli.common import (
+    DaskOpt,
+    SessionOpt,
+    WorkspaceArg,
+    app,
+    fail,
+    run_stage,
+    table,
+    task_runner,
+)
 
 session_app = typer.Typer(help="Manage reduction sessions of a workspace.", no_args_is_help=True)
 list_app = typer.Typer(help="Show the organiser's tables.", no_args_is_help=True)
@@ -302,19 +311,12 @@ def calibrate_cmd(
     recipe: Annotated[
         list[str] | None, typer.Option("--recipe", help="Only this recipe (repeatable).")
     ] = None,
-    dask: Annotated[
-        str | None,
-        typer.Option(
-            "--dask",
-            metavar="ADDRESS|local",
-            help="Run recipes on Dask: 'local' (a LocalCluster) or tcp://host:port.",
-        ),
-    ] = None,
+    dask: DaskOpt = None,
 ) -> None:
-    """Run the calibration cascade of a prepared workspace."""
+    """Run the calibration cascade of a prepared workspace (recipes on Dask with --dask)."""
     from astroflow.flows.cascade import calibration_cascade
 
-    runner = "threads" if dask is None else ("dask-local" if dask == "local" else dask)
+    runner = task_runner(dask)
     s = run_stage(
         calibration_cascade,
         workspace=workspace,

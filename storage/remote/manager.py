@@ -91,6 +91,9 @@ class RemoteData:
         First retry delay in seconds; doubles each attempt.
     max_workers
         Threads of :meth:`fetch_many`.
+    verify_tls
+        Verify HTTPS servers' certificates (False only for a source configured with
+        ``force_insecure_tls``).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class RemoteData:
         retries: int = 3,
         backoff: float = 0.5,
         max_workers: int = 8,
+        verify_tls: bool = True,
     ) -> None:
         self.cache_dir = Path(cache_dir).expanduser().resolve()
         if not self.cache_dir.is_dir():
@@ -112,7 +116,7 @@ class RemoteData:
         self.backoff = backoff
         self.max_workers = max_workers
         self.records = Records(self.cache_dir, self.database_url)
-        self._http = HTTPDownloader(timeout, maxsize=2 * max_workers)
+        self._http = HTTPDownloader(timeout, maxsize=2 * max_workers, verify_tls=verify_tls)
         #: Downloaders by URL scheme; any other scheme goes through fsspec.
         self.downloaders: dict[str, Downloader] = {"http": self._http, "https": self._http}
         self._overrides: contextvars.ContextVar[dict[str, _Request] | None] = (

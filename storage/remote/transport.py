@@ -61,11 +61,15 @@ class HTTPDownloader:
         Connect and read timeout of each request, seconds.
     maxsize
         Connections kept per host.
+    verify_tls
+        Verify servers' TLS certificates (False only for sources configured with
+        ``force_insecure_tls``).
     """
 
-    def __init__(self, timeout: float, maxsize: int = 16) -> None:
+    def __init__(self, timeout: float, maxsize: int = 16, *, verify_tls: bool = True) -> None:
         self.timeout = timeout
         self.maxsize = maxsize
+        self.verify_tls = verify_tls
         self._lock = threading.Lock()
         self._pools: dict[str | None, urllib3.PoolManager] = {}
         self._proxy_for: dict[tuple[str, str], str | None] = {}
@@ -80,7 +84,11 @@ class HTTPDownloader:
             proxy = self._proxy_for[key]
             if proxy not in self._pools:
                 self._pools[proxy] = http.pool(
-                    proxy, connect=self.timeout, read=self.timeout, maxsize=self.maxsize
+                    proxy,
+                    connect=self.timeout,
+                    read=self.timeout,
+                    maxsize=self.maxsize,
+                    verify_tls=self.verify_tls,
                 )
             return self._pools[proxy]
 

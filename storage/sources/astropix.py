@@ -8,49 +8,12 @@ from urllib.parse import quote, urlsplit
 
 from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
 from astroflow.models.ingest import Candidate, Reject
-from astroflow.models.settings import Settings
 from astroflow.storage.keys import validate_id
-from astroflow.storage.retry import RetryPolicy, is_transient_status
 from astroflow.storage.sources.base import FeedResult, ImageSource
+from astroflow.storage.sources.web import get_with_retries
 
 EXTENSION_REMAPPING = {"jpeg": "jpg", "tif": "tiff"}
 IMAGE_EXTENSIONS = frozenset({"jpg", "png", "tiff", "fits", "fit", "fts"})
-
-
-def _get_with_retries(url: str, policy: RetryPolicy | None = None) -> tuple[int, bytes]:
-    """GET ``url`` (redirects followed, timeouts from the settings); connection errors,
-    timeouts, 5xx and 429 are retried under ``policy`` (default: ``http_attempts`` tries from
-    0.5 s). Returns the status and body of the answer.
-
-    Raises
-    ------
-    DownloadError
-        When the last attempt failed too (its reason in the message).
-    """
-    from astroflow.storage import http  # urllib3: loaded only when a feed is queried
-    from astroflow.storage.remote.transport import ConnectionFaultError, TransportError
-
-    settings = Settings()
-    policy = policy or RetryPolicy(attempts=settings.http_attempts, backoff=0.5)
-    pool = http.pool(
-        http.proxy_for(url),
-        connect=settings.http_connect_timeout,
-        read=settings.http_read_timeout,
-    )
-
-    def attempt() -> tuple[int, bytes]:
-        try:
-            resp = pool.request("GET", url)
-        except http.Error as exc:
-            raise ConnectionFaultError(url, http.describe(exc)) from None
-        if is_transient_status(resp.status):
-            raise TransportError(url, f"HTTP {resp.status}", status=resp.status)
-        return resp.status, resp.data
-
-    try:
-        return policy.with_transient(ConnectionFaultError).call(attempt, what=f"feed query {url}")
-    finally:
-        pool.clear()
 
 
 def astropix_candidate(item: Any) -> Candidate | Reject:
@@ -131,7 +94,7 @@ def query_astropix(url: str) -> FeedResult:
     DownloadError
         When the feed cannot be fetched or is not a JSON list (nothing can be done then).
     """
-    status, body = _get_with_retries(url)
+    status, body = get_with_retries(url)
     if status != 200:
         raise DownloadError(f"feed {url}: HTTP {status}")
     try:

@@ -1,8 +1,9 @@
 """What every image source shares: the result of a query, the base class, id collisions.
 
-A source is a plug-in: one module per ``source_type`` (:mod:`.astropix`, :mod:`.folder`,
-:mod:`.workspace`), each a subclass of :class:`ImageSource` registered by its
-``source_type``. :func:`astroflow.storage.sources.query_source` asks the configured one.
+A source is a plug-in: one module per ``source_type`` (:mod:`.astropix`,
+:mod:`.djangoplicity`, :mod:`.folder`, :mod:`.workspace`), each a subclass of
+:class:`ImageSource` registered by its ``source_type``;
+:func:`astroflow.storage.sources.query_source` asks the configured one.
 """
 
 from __future__ import annotations
@@ -81,3 +82,18 @@ class ImageSource:
         """Every image the source offers now (candidates), those it offers but we cannot
         ingest (rejects, with the reason), and entries that could not be read (errors)."""
         raise NotImplementedError
+
+    def resolve(self, candidate: Candidate) -> Candidate | Reject:
+        """The complete candidate (image URL, WCS fields, metadata) for one whose
+        ``metadata_url`` is still to be read, or a reject saying why it cannot be ingested.
+
+        Called when the image is fetched, never for one that is done: a source whose query
+        lists ids only (Djangoplicity) reads each record once, not on every query. The base
+        has nothing to add.
+
+        Raises
+        ------
+        ProcessingError
+            When the record cannot be read or is malformed.
+        """
+        return candidate

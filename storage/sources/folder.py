@@ -8,7 +8,7 @@ from typing import Any
 
 from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
 from astroflow.models.ingest import Candidate
-from astroflow.storage.images import IMAGE_SUFFIXES, image_kind
+from astroflow.storage.images import IMAGE_SUFFIXES, SIDECAR_SUFFIXES, image_kind
 from astroflow.storage.keys import safe_id
 from astroflow.storage.sources.base import FeedResult, ImageSource
 
@@ -49,6 +49,23 @@ def _follow_link(path: Path, root: Path) -> dict[str, Any]:
     return {"name": str(real), "type": kind, "mtime": st.st_mtime, "size": st.st_size}
 
 
+def _sidecars(names: list[str]) -> dict[str, str]:
+    """WCS sidecars by the image they place: ``m42.jpg`` -> ``m42.wcs.fits`` (or
+    ``m42_wcs.fits``). A ``*_wcs.fits`` without an image of its stem is an image itself."""
+    stems: dict[str, str] = {}
+    for name in names:
+        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+            if name.lower().endswith(suffix) and not name.lower().endswith(SIDECAR_SUFFIXES):
+                stems.setdefault(name[: -len(suffix)], name)
+                break
+    found: dict[str, str] = {}
+    for name in names:
+        for suffix in SIDECAR_SUFFIXES:
+            if name.lower().endswith(suffix) and name[: -len(suffix)] in stems:
+                found.setdefault(stems[name[: -len(suffix)]], name)
+    return found
+
+
 def query_folder(url: str) -> FeedResult:
     """Candidates from a folder (local path or fsspec URL) of FITS and AVM-tagged pictures.
 
@@ -57,6 +74,10 @@ def query_folder(url: str) -> FeedResult:
     errors. In a local folder, symbolic links to files inside the folder are followed (the
     file they point to is read); broken links, loops and links that leave the folder are
     reported, never read.
+
+    A picture with a WCS sidecar beside it (``m42.jpg`` and ``m42.wcs.fits`` or
+    ``m42_wcs.fits``: a FITS header for the picture's pixel grid, as toasty's
+    ``--fits-wcs``) is placed by the sidecar; ``last_updated`` is then the newer of the two.
     """
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
@@ -68,9 +89,12 @@ def query_folder(url: str) -> FeedResult:
         raise DownloadError(f"source folder {url} does not exist") from None
     local_root = Path(root).resolve() if isinstance(fs, LocalFileSystem) else None
     result = FeedResult()
-    for info in sorted(entries, key=lambda e: e["name"]):
+    entries = sorted(entries, key=lambda e: e["name"])
+    sidecars = _sidecars([e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries])
+    by_name = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in entries}
+    for info in entries:
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-        if image_kind(name) is None:
+        if image_kind(name) is None or name in sidecars.values():
             continue
         if local_root is not None and Path(info["name"]).is_symlink():
             try:
@@ -92,6 +116,17 @@ def query_folder(url: str) -> FeedResult:
         except InvalidKeyError as exc:
             result.errors.append(ErrorReport.from_exception(exc, "fetch", [file_url]))
             continue
+        last_updated, wcs_url = _mtime(info), ""
+        if name in sidecars:
+            side = by_name[sidecars[name]]
+            if local_root is not None and Path(side["name"]).is_symlink():
+                try:
+                    side = _follow_link(Path(side["name"]), local_root)
+                except ProcessingError as exc:
+                    result.errors.append(ErrorReport.from_exception(exc, "fetch", [file_url]))
+                    continue
+            wcs_url = fs.unstrip_protocol(side["name"])
+            last_updated = max(last_updated, _mtime(side))  # a new sidecar re-places the image
         result.candidates.append(
             Candidate(
                 id=uid,
@@ -99,10 +134,11 @@ def query_folder(url: str) -> FeedResult:
                 source_id=fs.unstrip_protocol(str(Path(root) / name))
                 if local_root is not None
                 else file_url,
-                last_updated=_mtime(info),
+                last_updated=last_updated,
                 image_url=file_url,
                 image_ext=ext,
                 title=stem,
+                wcs_url=wcs_url,
             )
         )
     return result.without_collisions()

@@ -620,3 +620,130 @@ def test_tiling_that_would_fill_the_disk_stops_first(
     assert "needs about" in by_input["m42_field"]
     assert "tiling file://" in by_input["m42_field"]
     assert not (work / "out_todo" / "m42_field").exists()  # nothing half-written
+
+
+# -- WCS sidecars and press-image AVM (folder source) -----------------------------------------
+
+NOTES_LIST = (
+    "<avm:Spatial.Notes><rdf:Alt><rdf:li xml:lang='x-default'>Registered by hand</rdf:li>"
+    "<rdf:li xml:lang='de'>Von Hand registriert</rdf:li></rdf:Alt></avm:Spatial.Notes>"
+)
+
+
+def _sidecar(path: Path, wcs, made_for: tuple[int, int] | None = None) -> None:
+    from astropy.io import fits
+
+    header = wcs.to_header()
+    if made_for is not None:  # as Astrometry.net writes it
+        header["IMAGEW"], header["IMAGEH"] = made_for
+    fits.PrimaryHDU(header=header).writeto(path)
+
+
+def _toasty_fits_wcs(image: Path, sidecar: Path, out: Path) -> ImageSet:
+    """toasty 0.20.1's own ``tile-study --fits-wcs`` of the same picture and sidecar."""
+    toasty = Path(sys.executable).parent / "toasty"
+    subprocess.run(
+        [str(toasty), "tile-study", "--fits-wcs", str(sidecar), "--outdir", str(out), str(image)],
+        check=True,
+        capture_output=True,
+    )
+    return Folder.from_file(str(out / "index_rel.wtml")).children[0].foreground_image_set
+
+
+def test_sidecars_place_pictures_as_toasty_and_press_avm_is_read(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    src = tmp_path / "source"
+    src.mkdir()
+    # the sidecar counts y from the picture's first stored row (its top), as toasty reads it
+    true_wcs = tan_wcs(400, 300, rotation_deg=15.0, crval=(150.0, 2.2), scale_deg=3e-4)
+    write_avm_jpeg(src / "m101.jpg", 400, 300, rng, tan_wcs(400, 300, crval=(10.0, 10.0)))
+    _sidecar(src / "m101.wcs.fits", true_wcs)
+    # made for the picture at twice the size (Astrometry.net's IMAGEW/IMAGEH): rescaled
+    big = tan_wcs(800, 600, rotation_deg=-40.0, crval=(201.0, -43.0), scale_deg=1e-4)
+    write_avm_jpeg(src / "ngc5128.jpg", 400, 300, rng, None)
+    _sidecar(src / "ngc5128_wcs.fits", big, made_for=(800, 600))
+    # a press image whose AVM pyavm refuses (Spatial.Notes as a list)
+    write_avm_jpeg(src / "gemini.jpg", 320, 240, rng, tan_wcs(320, 240), extra_xml=NOTES_LIST)
+    write_fits(src / "lone_wcs.fits", 300, 300, rng, tan_wcs(300, 300))  # no picture: an image
+    write_avm_jpeg(src / "odd.jpg", 400, 300, rng, None)
+    _sidecar(src / "odd.wcs.fits", big, made_for=(800, 300))  # another aspect ratio
+    repo_dir, work = tmp_path / "repo", tmp_path / "work"
+    _config(repo_dir, str(src))
+    fetch, process, _publish, _reindex = ingest_images(str(repo_dir), str(work))
+
+    assert set(fetch.new) == {"m101", "ngc5128", "gemini", "lone_wcs", "odd"}
+    assert set(process.done) == {"m101", "ngc5128", "gemini", "lone_wcs"}
+    assert process.failed == ("odd",)
+    (odd,) = process.errors.critical
+    assert "aspect ratio" in odd.message
+    assert "odd.jpg" in odd.message
+    manifests = {
+        i: json.loads((repo_dir / i / MANIFEST).read_text())
+        for i in ("m101", "ngc5128", "gemini", "lone_wcs")
+    }
+    assert manifests["m101"]["wcs_source"] == "sidecar"
+    assert "m101.wcs.fits" in manifests["m101"]["wcs_note"]
+    assert "wins over the picture's AVM tags" in manifests["m101"]["wcs_note"]
+    assert manifests["ngc5128"]["wcs_source"] == "sidecar"
+    assert "wins" not in manifests["ngc5128"]["wcs_note"]  # it had no AVM to win over
+    assert manifests["lone_wcs"]["wcs_source"] == "fits-header"
+    # the press image is placed; the refused tag is a noncritical report naming it
+    assert manifests["gemini"]["wcs_source"] == "avm"
+    assert manifests["gemini"]["ignored_avm"] == ["Spatial.Notes: is not a string or unicode"]
+    (note,) = process.errors.noncritical
+    assert note.inputs == ("gemini",)
+    assert "Spatial.Notes" in note.message
+
+    for image_id, sidecar in (("m101", "m101.wcs.fits"), ("ngc5128", "ngc5128_wcs.fits")):
+        ours = Folder.from_file(str(repo_dir / image_id / "index_rel.wtml")).children[0]
+        theirs = _toasty_fits_wcs(src / f"{image_id}.jpg", src / sidecar, tmp_path / image_id)
+        for field in ("center_x", "center_y", "rotation_deg", "offset_x", "offset_y"):
+            got = getattr(ours.foreground_image_set, field)
+            assert got == pytest.approx(getattr(theirs, field), rel=1e-9, abs=1e-12), field
+        assert ours.foreground_image_set.base_degrees_per_tile == pytest.approx(
+            theirs.base_degrees_per_tile, rel=1e-9
+        )
+
+
+# -- ingest on Dask ----------------------------------------------------------------------------
+
+
+def test_images_tiled_on_a_dask_cluster_equal_those_tiled_in_threads(
+    tmp_path: Path, source: dict
+) -> None:
+    from distributed import Client, LocalCluster
+
+    good = ("m42_field", "andromeda")
+    for name in ("nowcs.fits", "corrupt.fits", "truncated.jpg", "sin.fits"):
+        (source["dir"] / name).unlink()  # the failures are the threads tests' business
+    threads_repo, dask_repo = tmp_path / "repo-threads", tmp_path / "repo-dask"
+    _config(threads_repo, str(source["dir"]))
+    _config(dask_repo, str(source["dir"]))
+    ingest_images(str(threads_repo), str(tmp_path / "work-threads"))
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        stages = ingest_images(
+            str(dask_repo), str(tmp_path / "work-dask"), task_runner=cluster.scheduler_address
+        )
+        ran = client.run_on_scheduler(
+            lambda dask_scheduler: sorted(
+                key for key in map(str, dask_scheduler.task_prefixes) if "process" in key
+            )
+        )
+    assert set(stages[1].done) == set(good)
+    assert ran, "no process-image task ran on the cluster"
+    for image_id in good:
+        ours = sorted(p.name for p in (dask_repo / image_id).iterdir())
+        assert ours == sorted(p.name for p in (threads_repo / image_id).iterdir())
+        for name in ours:
+            if name.endswith(".png"):
+                got = (dask_repo / image_id / name).read_bytes()
+                assert got == (threads_repo / image_id / name).read_bytes(), name
+        rel = (dask_repo / image_id / "index_rel.wtml").read_bytes()
+        assert rel == (threads_repo / image_id / "index_rel.wtml").read_bytes()
