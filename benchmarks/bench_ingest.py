@@ -19,6 +19,7 @@ Targets (issue #17): FITS >= 3x toasty, JPEG >= 10x, peak RSS no higher than toa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -55,7 +56,8 @@ print("WORK", time.perf_counter() - start)
 
 
 def prepare_work(work: Path, image: Path, avm_json: str) -> None:
-    """A work folder holding ``image`` fetched as the candidate ``bench``."""
+    """A work folder holding ``image`` as the fetch stage leaves it for the candidate
+    ``bench``: the image, its candidate record and its download facts."""
     todo = work / "cache_todo" / "bench"
     shutil.rmtree(work, ignore_errors=True)
     todo.mkdir(parents=True)
@@ -71,6 +73,10 @@ def prepare_work(work: Path, image: Path, avm_json: str) -> None:
         "avm": avm,
     }
     (todo / "candidate.json").write_text(json.dumps(cand))
+    # what the fetch stage records as it downloads (it hashes the bytes on the way in)
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    facts = {"sha256": digest, "bytes": image.stat().st_size}
+    (todo / "download.json").write_text(json.dumps(facts))
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
