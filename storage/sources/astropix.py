@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
 from astroflow.models.ingest import Candidate, Reject
 from astroflow.storage.keys import validate_id
-from astroflow.storage.sources.base import FeedResult, ImageSource
+from astroflow.storage.sources.base import FeedResult, ImageSource, web_picture_extension
 from astroflow.storage.sources.web import get_with_retries
-
-EXTENSION_REMAPPING = {"jpeg": "jpg", "tif": "tiff"}
-IMAGE_EXTENSIONS = frozenset({"jpg", "png", "tiff", "fits", "fit", "fts"})
 
 
 def astropix_candidate(item: Any) -> Candidate | Reject:
@@ -52,21 +49,7 @@ def astropix_candidate(item: Any) -> Candidate | Reject:
         f"{quote(publisher)}/{quote(lower)}/{quote(publisher + '_' + lower)}_original.jpg"
     )
     url = str(url)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        # a feed names pictures on the web: never a local file or another filesystem
-        raise ProcessingError(
-            f"resource_url {url[:200]!r} is not an http(s) URL: a feed may not name local "
-            "files or other filesystems"
-        )
-    name = parts.path.rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    ext = EXTENSION_REMAPPING.get(ext, ext)
-    if ext not in IMAGE_EXTENSIONS:
-        raise ProcessingError(
-            f"resource_url {url[:200]!r} does not end in an image file extension "
-            f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
+    ext = web_picture_extension(url, "resource_url")
     credits_url = item.get("reference_url") or (
         f"http://astropix.ipac.caltech.edu/image/{quote(publisher)}/{quote(image_id)}"
     )

@@ -11,11 +11,42 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from astroflow.models.errors import ErrorReport, InvalidKeyError
+from astroflow.models.errors import ErrorReport, InvalidKeyError, ProcessingError
 from astroflow.models.ingest import Candidate, PipelineConfig, Reject
 
 SOURCES: dict[str, type[ImageSource]] = {}
+EXTENSION_REMAPPING = {"jpeg": "jpg", "tif": "tiff"}
+IMAGE_EXTENSIONS = frozenset({"jpg", "png", "tiff", "fits", "fit", "fts"})
+
+
+def web_picture_extension(url: str, what: str) -> str:
+    """The image extension (lower case, ``jpeg`` -> ``jpg``) of a picture a feed or an archive
+    names on the web.
+
+    Raises
+    ------
+    ProcessingError
+        Naming ``what`` (``resource_url``, a record's Original resource), when the URL is not
+        http(s) with a host (a feed may never make us read a local file or another
+        filesystem) or does not end in an image file extension.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ProcessingError(
+            f"{what} {url[:200]!r} is not an http(s) URL: a feed may not name local files or "
+            "other filesystems"
+        )
+    name = parts.path.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    ext = EXTENSION_REMAPPING.get(ext, ext)
+    if ext not in IMAGE_EXTENSIONS:
+        raise ProcessingError(
+            f"{what} {url[:200]!r} does not end in an image file extension "
+            f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    return ext
 
 
 @dataclass

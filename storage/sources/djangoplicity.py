@@ -16,15 +16,14 @@ import html
 import json
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 import yaml
 
 from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
 from astroflow.models.ingest import Candidate, DjangoplicityConfig, Reject
 from astroflow.storage.keys import validate_id
-from astroflow.storage.sources.astropix import EXTENSION_REMAPPING, IMAGE_EXTENSIONS
-from astroflow.storage.sources.base import FeedResult, ImageSource
+from astroflow.storage.sources.base import FeedResult, ImageSource, web_picture_extension
 from astroflow.storage.sources.web import get_with_retries
 
 MAX_PAGES = 10_000  # a server that never answers 404 still ends
@@ -177,19 +176,7 @@ def record_candidate(
     avm = _avm(info)
     if isinstance(avm, str):
         return Reject(id=listed.id, source_id=listed.source_id, reason=avm)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ProcessingError(
-            f"{listed.metadata_url}: the Original resource {url[:200]!r} is not an http(s) URL"
-        )
-    name = parts.path.rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    ext = EXTENSION_REMAPPING.get(ext, ext)
-    if ext not in IMAGE_EXTENSIONS:
-        raise ProcessingError(
-            f"{listed.metadata_url}: the Original resource {url[:200]!r} does not end in an "
-            f"image file extension ({', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
+    ext = web_picture_extension(url, f"{listed.metadata_url}: the Original resource")
     published = _published(info)
     annotation: dict[str, str] = {"channel": config.channel_name, "itemid": listed.id}
     if published is not None:
