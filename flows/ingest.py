@@ -94,6 +94,7 @@ def fetch_images(
         skipped=tuple(i for i, o in outcomes.items() if isinstance(o, str) and o != "new"),
         failed=tuple(errors.failed_inputs()),
         rejected=tuple(r.id for r in found),
+        reject_reasons={r.id: r.reason for r in found},
         errors=errors,
     )
     logger.info("%s", summary.line())
@@ -382,7 +383,16 @@ def stage_sections(stages: list[StageSummary]) -> list[str]:
         ],
     )
     errors = ErrorStack.merge(s.errors for s in stages)
-    return ["### Counts\n\n" + counts, report.errors_section(errors)]
+    sections = ["### Counts\n\n" + counts, report.errors_section(errors)]
+    reasons = {i: why for s in stages for i, why in s.reject_reasons.items()}
+    if reasons:
+        rows = sorted(reasons.items())
+        sections.append(
+            "### Rejected by the source\n\n"
+            "Not ingestible as offered; `astroflow ignore-rejects` writes their `skip.flag`.\n\n"
+            + report.table(["image", "why"], rows)
+        )
+    return sections
 
 
 def published_section(repository: str, azure_conn_env: str | None, ids: Sequence[str]) -> str:

@@ -242,6 +242,8 @@ class StageSummary(BaseModel):
     done: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
+    reject_reasons: dict[str, str] = Field(default_factory=dict)  # id -> why the source's
+    # entry cannot be ingested (no TAN WCS, no original image...)
     errors: ErrorStack = ErrorStack()
 
     def line(self) -> str:

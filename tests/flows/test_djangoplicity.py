@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from wwt_data_formats.folder import Folder
 
-from astroflow.flows.ingest import ignore_rejects, ingest_images
+from astroflow.flows.ingest import ignore_rejects, ingest_images, stage_sections
 from astroflow.models.ingest import MANIFEST, ImageManifest
 from tests.djangoplicity_archive import FakeArchive, bytes_repr
 
@@ -91,6 +91,10 @@ def test_djangoplicity_archive_ingests_as_toasty_places_it(
     good = {"eso2301a", "eso2302a", "heic2405a", "noao-02274"}
     assert set(fetch.new) == good
     assert fetch.rejected == ("eso2303a",)
+    assert "full WCS" in fetch.reject_reasons["eso2303a"]
+    # the run's report says which image the source offered that cannot be ingested, and why
+    rejects = next(s for s in stage_sections([fetch]) if "Rejected by the source" in s)
+    assert "| eso2303a | image does not have full WCS" in rejects
     assert not fetch.errors
     assert set(process.done) == good
     assert set(publish.done) == good
