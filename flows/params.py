@@ -43,7 +43,11 @@ AzureConnEnv = described(
 )
 Force = described(bool, "Fetch every image again, even those already published or pending.")
 Limit = described(int, "Fetch at most this many images (in feed order); empty: all.", optional=True)
-PngLevel = described(int, "zlib level of the PNG tiles, 0-9 (1: the measured best trade-off).")
+PngLevel = described(
+    int,
+    "Deflate level of the PNG tiles, 0-9: 1-3 ISA-L's, 0 and 4-9 zlib's (1: the measured best "
+    "trade-off).",
+)
 TileWorkers = described(
     int, "Threads encoding PNG tiles per image; empty: one per CPU.", optional=True
 )

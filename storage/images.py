@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 IMAGE_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
-# zlib level of PNG tiles (with the RLE strategy the level hardly matters; see storage/png.py).
+# Deflate level of PNG tiles (1-3: ISA-L's levels; see storage/png.py).
 DEFAULT_PNG_LEVEL = 1
 
 

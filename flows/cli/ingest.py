@@ -55,7 +55,7 @@ Force = Annotated[bool, typer.Option(help="Fetch even published images.")]
 Limit = Annotated[int | None, typer.Option(help="Fetch at most this many.")]
 
 
-PngLevel = Annotated[int, typer.Option(min=0, max=9, help="PNG zlib level.")]
+PngLevel = Annotated[int, typer.Option(min=0, max=9, help="PNG deflate level (1-3: ISA-L).")]
 
 
 @app.command("fetch")
