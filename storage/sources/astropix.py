@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +9,7 @@ from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError,
 from astroflow.models.ingest import Candidate, Reject
 from astroflow.storage.keys import validate_id
 from astroflow.storage.sources.base import FeedResult, ImageSource, web_picture_extension
-from astroflow.storage.sources.web import get_with_retries
+from astroflow.storage.sources.web import get_json
 
 
 def astropix_candidate(item: Any) -> Candidate | Reject:
@@ -77,13 +76,7 @@ def query_astropix(url: str) -> FeedResult:
     DownloadError
         When the feed cannot be fetched or is not a JSON list (nothing can be done then).
     """
-    status, body = get_with_retries(url)
-    if status != 200:
-        raise DownloadError(f"feed {url}: HTTP {status}")
-    try:
-        feed = json.loads(body)
-    except ValueError as exc:
-        raise DownloadError(f"feed {url} is not JSON: {exc}") from exc
+    feed = get_json(url, "feed")
     if not isinstance(feed, list):
         raise DownloadError(f"feed {url} is not a JSON list of images")
     result = FeedResult()

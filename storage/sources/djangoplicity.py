@@ -24,7 +24,7 @@ from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError,
 from astroflow.models.ingest import Candidate, DjangoplicityConfig, Reject
 from astroflow.storage.keys import validate_id
 from astroflow.storage.sources.base import FeedResult, ImageSource, web_picture_extension
-from astroflow.storage.sources.web import get_with_retries
+from astroflow.storage.sources.web import get_json, get_with_retries
 
 MAX_PAGES = 10_000  # a server that never answers 404 still ends
 SPATIAL = ("ReferenceValue", "ReferencePixel", "Scale", "Rotation")
@@ -261,12 +261,6 @@ class DjangoplicitySource(ImageSource):
         """
         if not candidate.metadata_url:
             return candidate
-        url = candidate.metadata_url
-        status, body = get_with_retries(url, verify_tls=not self.section.force_insecure_tls)
-        if status != 200:
-            raise DownloadError(f"record {url}: HTTP {status}")
-        try:
-            info = json.loads(body)
-        except ValueError as exc:
-            raise DownloadError(f"record {url} is not JSON: {exc}") from None
+        verify = not self.section.force_insecure_tls
+        info = get_json(candidate.metadata_url, "record", verify_tls=verify)
         return record_candidate(candidate, info, self.section)

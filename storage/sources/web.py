@@ -6,8 +6,11 @@ checks, mirrors). Pages and records are small and change, so they are never cach
 
 from __future__ import annotations
 
+import json
 import warnings
+from typing import Any
 
+from astroflow.models.errors import DownloadError
 from astroflow.models.settings import Settings
 from astroflow.storage.retry import RetryPolicy, is_transient_status
 
@@ -59,3 +62,20 @@ def get_with_retries(
         return policy.with_transient(ConnectionFaultError).call(attempt, what=f"GET {url}")
     finally:
         pool.clear()
+
+
+def get_json(url: str, what: str, *, verify_tls: bool = True) -> Any:
+    """The JSON document at ``url`` (a feed, a record), fetched with :func:`get_with_retries`.
+
+    Raises
+    ------
+    DownloadError
+        Naming ``what`` and the URL, for an answer other than 200 or a body that is not JSON.
+    """
+    status, body = get_with_retries(url, verify_tls=verify_tls)
+    if status != 200:
+        raise DownloadError(f"{what} {url}: HTTP {status}")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise DownloadError(f"{what} {url} is not JSON: {exc}") from None
