@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from astroflow.models.errors import ProcessingError, WcsError
+from astroflow.storage.avm import read_avm
 from astroflow.storage.fits_rows import FitsRows, require_complete
 from astroflow.storage.png import encode_png
 
@@ -178,19 +179,10 @@ def read_picture(path: Path, *, want_avm: bool = True, label: str | None = None)
             img = img.convert(mode)
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError...
         raise ProcessingError(f"{label}: not a readable image: {one_line(exc)}") from exc
-    wcs, ignored = _avm_wcs(path, img.width, img.height, label) if want_avm else (None, ())
-    return LoadedImage(PictureRows(img), wcs, "picture", ignored)
-
-
-def _avm_wcs(path: Path, width: int, height: int, label: str) -> tuple[Any | None, tuple[str, ...]]:
-    """The WCS of the picture's AVM tags (None when it carries none) and the tags left out
-    because they could not be read (:func:`storage.avm.read_avm`)."""
-    from astroflow.storage.avm import read_avm
-
-    found = read_avm(path, width, height, label)
-    if found is None:
-        return None, ()
-    return found.wcs, found.ignored
+    found = read_avm(path, img.width, img.height, label) if want_avm else None
+    if found is None:  # not asked for, or no AVM tags at all
+        return LoadedImage(PictureRows(img), None, "picture")
+    return LoadedImage(PictureRows(img), found.wcs, "picture", found.ignored)
 
 
 WCS_SIDECAR = "wcs.fits"  # the sidecar's name in a fetched image's folder

@@ -27,6 +27,7 @@ from astroflow.storage.sources.base import FeedResult, ImageSource, web_picture_
 from astroflow.storage.sources.web import get_json, get_with_retries
 
 MAX_PAGES = 10_000  # a server that never answers 404 still ends
+_LISTING = "var images = ["
 SPATIAL = ("ReferenceValue", "ReferencePixel", "Scale", "Rotation")
 
 
@@ -62,23 +63,12 @@ def images_on_page(text: str, url: str) -> list[Any]:
     DownloadError
         When the page holds no such list or it cannot be read.
     """
-    lines: list[str] = []
-    for line in text.splitlines():
-        if not lines:
-            if "var images = [" in line:
-                lines.append("[" + line.split("var images = [", 1)[1])
-                if "];" in lines[0]:
-                    lines[0] = lines[0].split("];", 1)[0] + "]"
-                    break
-        elif "];" in line:
-            lines.append(line.split("];", 1)[0] + "]")
-            break
-        else:
-            lines.append(line)
-    if not lines:
-        raise DownloadError(f"search page {url}: no 'var images = [...]' list")
+    start = text.find(_LISTING)
+    end = text.find("];", start)
+    if start < 0 or end < 0:
+        raise DownloadError(f"search page {url}: no '{_LISTING}...];' list")
     try:
-        data = yaml.safe_load("\n".join(lines))
+        data = yaml.safe_load(text[start + len(_LISTING) - 1 : end + 1])
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise DownloadError(f"search page {url}: unreadable images list: {detail}") from None

@@ -49,15 +49,32 @@ def _follow_link(path: Path, root: Path) -> dict[str, Any]:
     return {"name": str(real), "type": kind, "mtime": st.st_mtime, "size": st.st_size}
 
 
+def _followed(info: dict[str, Any], local_root: Path | None) -> dict[str, Any]:
+    """``info``, or the info of the file it links to inside a local source folder
+    (:func:`_follow_link`, which raises for any other link)."""
+    if local_root is not None and Path(info["name"]).is_symlink():
+        return _follow_link(Path(info["name"]), local_root)
+    return info
+
+
+_BY_LENGTH = sorted(IMAGE_SUFFIXES, key=len, reverse=True)  # .fits.gz before .gz
+
+
+def _split(name: str) -> tuple[str, str]:
+    """The stem and image extension of a file name (``M42.fits.gz`` -> ``M42``, ``fits.gz``)."""
+    for suffix in _BY_LENGTH:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)], suffix.lstrip(".")
+    return name, ""
+
+
 def _sidecars(names: list[str]) -> dict[str, str]:
     """WCS sidecars by the image they place: ``m42.jpg`` -> ``m42.wcs.fits`` (or
     ``m42_wcs.fits``). A ``*_wcs.fits`` without an image of its stem is an image itself."""
     stems: dict[str, str] = {}
     for name in names:
-        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
-            if name.lower().endswith(suffix) and not name.lower().endswith(SIDECAR_SUFFIXES):
-                stems.setdefault(name[: -len(suffix)], name)
-                break
+        if image_kind(name) is not None and not name.lower().endswith(SIDECAR_SUFFIXES):
+            stems.setdefault(_split(name)[0], name)
     found: dict[str, str] = {}
     for name in names:
         for suffix in SIDECAR_SUFFIXES:
@@ -96,20 +113,14 @@ def query_folder(url: str) -> FeedResult:
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
         if image_kind(name) is None or name in sidecars.values():
             continue
-        if local_root is not None and Path(info["name"]).is_symlink():
-            try:
-                info = _follow_link(Path(info["name"]), local_root)
-            except ProcessingError as exc:
-                result.errors.append(ErrorReport.from_exception(exc, "fetch", [info["name"]]))
-                continue
+        try:
+            info = _followed(info, local_root)
+        except ProcessingError as exc:
+            result.errors.append(ErrorReport.from_exception(exc, "fetch", [info["name"]]))
+            continue
         if info.get("type") != "file":
             continue
-        stem, ext = name, ""
-        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
-            if name.lower().endswith(suffix):
-                stem = name[: -len(suffix)]
-                ext = suffix.lstrip(".")
-                break
+        stem, ext = _split(name)
         file_url = fs.unstrip_protocol(info["name"])
         try:
             uid = safe_id(stem.lower())
@@ -118,13 +129,11 @@ def query_folder(url: str) -> FeedResult:
             continue
         last_updated, wcs_url = _mtime(info), ""
         if name in sidecars:
-            side = by_name[sidecars[name]]
-            if local_root is not None and Path(side["name"]).is_symlink():
-                try:
-                    side = _follow_link(Path(side["name"]), local_root)
-                except ProcessingError as exc:
-                    result.errors.append(ErrorReport.from_exception(exc, "fetch", [file_url]))
-                    continue
+            try:
+                side = _followed(by_name[sidecars[name]], local_root)
+            except ProcessingError as exc:
+                result.errors.append(ErrorReport.from_exception(exc, "fetch", [file_url]))
+                continue
             wcs_url = fs.unstrip_protocol(side["name"])
             last_updated = max(last_updated, _mtime(side))  # a new sidecar re-places the image
         result.candidates.append(
