@@ -8,6 +8,7 @@ followed, timeouts are always set, and the usual ``http_proxy`` / ``https_proxy`
 from __future__ import annotations
 
 import urllib.request
+import warnings
 from urllib.parse import urlsplit
 
 import urllib3
@@ -52,6 +53,9 @@ def pool(
     }
     if not verify_tls:
         options["cert_reqs"] = "CERT_NONE"
+        # the operator chose this (force_insecure_tls): say it once in the config, not in a
+        # warning per request (a filter is process-wide; set only when such a pool exists)
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 

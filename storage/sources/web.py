@@ -7,7 +7,6 @@ checks, mirrors). Pages and records are small and change, so they are never cach
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any
 
 from astroflow.models.errors import DownloadError
@@ -32,8 +31,6 @@ def get_with_retries(
     DownloadError
         When the last attempt failed too (its reason in the message).
     """
-    import urllib3
-
     from astroflow.storage import http  # urllib3: loaded only when a source is queried
     from astroflow.storage.remote.transport import ConnectionFaultError, TransportError
 
@@ -48,10 +45,7 @@ def get_with_retries(
 
     def attempt() -> tuple[int, bytes]:
         try:
-            with warnings.catch_warnings():
-                # the operator chose not to verify (force_insecure_tls): do not warn per page
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                resp = pool.request("GET", url)
+            resp = pool.request("GET", url)
         except http.Error as exc:
             raise ConnectionFaultError(url, http.describe(exc)) from None
         if is_transient_status(resp.status):

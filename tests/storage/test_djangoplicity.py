@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,84 @@ def test_search_page_name_and_tls_setting_are_honoured(
     assert DjangoplicityConfig(base_url="https://a.org/img", channel_name="c").base_url == (
         "https://a.org/img/"
     )
+
+
+def _self_signed(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1/localhost."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    alt = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(alt, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+@pytest.fixture
+def https_archive(tmp_path: Path, rng: np.random.Generator) -> Iterator[FakeArchive]:
+    """The fake archive behind HTTPS with a certificate nobody vouches for (as noirlab.edu's
+    was for toasty)."""
+    server = HTTPServer(host="127.0.0.1", ssl_context=_self_signed(tmp_path))
+    server.start()
+    archive = FakeArchive(server, tmp_path, per_page=2)
+    archive.add("noirlab2301a", 300, 200, rng)
+    archive.serve()
+    yield archive
+    server.clear()
+    server.stop()
+
+
+def test_force_insecure_tls_reads_an_unverified_archive_and_false_refuses_it(
+    https_archive: FakeArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from astroflow.storage.remote import RemoteData
+
+    monkeypatch.setenv("ASTROFLOW_HTTP_ATTEMPTS", "1")
+    assert https_archive.base_url.startswith("https://")
+    insecure = _source(https_archive, force_insecure_tls=True)
+    (listed,) = insecure.query().candidates
+    got = insecure.resolve(listed)
+    assert isinstance(got, Candidate)
+    assert got.insecure_tls
+    # the image downloads through the remote data manager with the same choice
+    remote = RemoteData(tmp_path / "cache", timeout=10, retries=1, verify_tls=False)
+    path = remote.fetch("noirlab2301a.jpg", [got.image_url])
+    assert path.read_bytes() == https_archive.bodies["noirlab2301a"]
+    with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+        _source(https_archive, force_insecure_tls=False).query()
+    strict = RemoteData(tmp_path / "cache2", timeout=10, retries=1)
+    with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+        strict.fetch("noirlab2301a.jpg", [got.image_url])
 
 
 def test_first_page_that_is_not_a_listing_is_a_clear_error(
