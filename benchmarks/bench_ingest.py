@@ -1,6 +1,7 @@
 """Ingest processing benchmark: astroflow vs toasty on the same synthetic files, in one run.
 
     python benchmarks/bench_ingest.py [--size 8000] [--fits-size 4096] [--workdir DIR]
+                                      [--repeat 3] [--inputs jpeg,fits]
 
 Makes an 8000x8000 RGB JPEG and a 4096x4096 float32 FITS (seeded), then runs, each in its own
 process so that peak RSS is per job:
@@ -12,7 +13,9 @@ Two timings of each: **cold**, the wall time of the whole process (interpreter, 
 work: one image per command, as a command line runs it) and **warm**, the work alone once the
 modules are imported (what each further image costs a pipeline worker: a Prefect or Dask
 worker process, or toasty's own ``pipeline process`` loop, imports once). Prints CPU time
-(user + sys) and peak RSS, and the ratios.
+(user + sys) and peak RSS, and the ratios. Each job runs ``--repeat`` times, the two tools in
+turn, and the run of median wall time is reported (this 2-core VM's timings drift by 20 %
+over minutes).
 Targets (issue #17): FITS >= 3x toasty, JPEG >= 10x, peak RSS no higher than toasty's.
 """
 
@@ -26,6 +29,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # The work folder is prepared by the driver (prepare_work), outside the timed process, as the
 # toasty output folder is: both jobs start from an image to tile and an empty output.
 _ASTROFLOW = """
-import sys, time
+import importlib, sys, time
 from astroflow.tasks.ingest_work import process_image
 work, level = sys.argv[1], int(sys.argv[3])
+for name in filter(None, sys.argv[5].split(",")):  # what the job imports on the way
+    importlib.import_module(name)
 start = time.perf_counter()
 m = process_image("bench", work, "https://example.org/", png_level=level)
 print("WORK", time.perf_counter() - start)
@@ -149,62 +155,84 @@ def make_inputs(folder: Path, size: int, fits_size: int) -> tuple[Path, Path, di
     return jpeg, fits_path, avm
 
 
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run of median wall time (its other figures with it: one real run, not a blend)."""
+    return sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
+
+
+def _toasty_job(image: Path, out: Path, label: str) -> dict[str, float]:
+    extra = ["--placeholder-thumbnail"] if label == "fits" else []  # toasty cannot
+    # thumbnail a FITS image ("cannot thumbnail-ify non-RGB Image")
+    t1 = _run(
+        [sys.executable, "-c", _TOASTY, "tile-study", *extra, "--outdir", str(out), str(image)]
+    )
+    levels = max(int(p.name) for p in out.iterdir() if p.name.isdigit())
+    t2 = _run([sys.executable, "-c", _TOASTY, "cascade", "--start", str(levels), str(out)])
+    return {
+        "wall": t1["wall"] + t2["wall"],
+        "work": t1["work"] + t2["work"],
+        "cpu": t1["cpu"] + t2["cpu"],
+        "rss_mb": max(t1["rss_mb"], t2["rss_mb"]),
+    }
+
+
+# The modules astroflow imports only once it meets an image of the kind (imported before the
+# warm timer starts, as toasty's are): astropy's FITS reader for a FITS file; a picture
+# placed by its feed needs no astropy at all.
+_LAZY_IMPORTS = {"fits": "astropy.io.fits", "jpeg": ""}
+
+
+def _astroflow_job(
+    image: Path, work: Path, avm_json: str, level: int, label: str
+) -> dict[str, float]:
+    prepare_work(work, image, avm_json)
+    script = [_ASTROFLOW, str(work), str(image), str(level), avm_json, _LAZY_IMPORTS[label]]
+    return _run([sys.executable, "-c", *script])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=8000)
     parser.add_argument("--fits-size", type=int, default=4096)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/astroflow-bench-ingest"))
     parser.add_argument("--levels", default="1", help="astroflow PNG zlib levels to measure")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each job (median)")
+    parser.add_argument("--inputs", default="jpeg,fits", help="which inputs to measure")
     args = parser.parse_args()
     try:
         import toasty  # noqa: F401
     except ImportError:
         raise SystemExit("toasty is not installed: pip install -e '.[bench]'") from None
     jpeg, fits_path, avm = make_inputs(args.workdir / "inputs", args.size, args.fits_size)
-    print(f"# {os.cpu_count()} CPUs; inputs: {jpeg.name}, {fits_path.name}")
+    print(
+        f"# {os.cpu_count()} CPUs; inputs: {jpeg.name}, {fits_path.name}; "
+        f"median of {args.repeat} runs of each job, the two tools in turn"
+    )
+    # Every run writes into a folder no run used before, and all are removed at the end: on
+    # ext4, creating a file just after deleting many costs up to ~1 ms (the allocator skips
+    # recently freed inodes), which would charge both tools for the benchmark's own clean-up.
+    runs_dir = Path(tempfile.mkdtemp(prefix="runs-", dir=args.workdir))
+    levels = [int(x) for x in args.levels.split(",")]
     rows = []
-    for label, image, avm_json in (("jpeg", jpeg, json.dumps(avm)), ("fits", fits_path, "null")):
-        out = args.workdir / "toasty-out"
-        shutil.rmtree(out, ignore_errors=True)
-        extra = ["--placeholder-thumbnail"] if label == "fits" else []  # toasty cannot
-        # thumbnail a FITS image ("cannot thumbnail-ify non-RGB Image")
-        t1 = _run(
-            [sys.executable, "-c", _TOASTY, "tile-study", *extra, "--outdir", str(out), str(image)]
-        )
-        levels = max(int(p.name) for p in out.iterdir() if p.name.isdigit())
-        t2 = _run([sys.executable, "-c", _TOASTY, "cascade", "--start", str(levels), str(out)])
-        peer = {
-            "wall": t1["wall"] + t2["wall"],
-            "work": t1["work"] + t2["work"],
-            "cpu": t1["cpu"] + t2["cpu"],
-            "rss_mb": max(t1["rss_mb"], t2["rss_mb"]),
-        }
-        rows.append((label, "toasty tile-study + cascade", peer))
-        for level in [int(x) for x in args.levels.split(",")]:
-            prepare_work(args.workdir / "af", image, avm_json)
-            ours = _run(
-                [
-                    sys.executable,
-                    "-c",
-                    _ASTROFLOW,
-                    str(args.workdir / "af"),
-                    str(image),
-                    str(level),
-                    avm_json,
-                ]
-            )
-            rows.append((label, f"astroflow process (png level {level})", ours))
-            target = TARGETS[label]
-            cold, warm = peer["wall"] / ours["wall"], peer["work"] / ours["work"]
-            print(
-                f"{label}: astroflow level {level}: {cold:.1f}x faster cold (whole process), "
-                f"{warm:.1f}x warm (work alone), {peer['cpu'] / ours['cpu']:.1f}x less CPU, "
-                f"peak RSS {ours['rss_mb']:.0f} MB vs {peer['rss_mb']:.0f} MB "
-                f"({ours['rss_mb'] / peer['rss_mb']:.2f}x); target >= {target}x: "
-                f"cold {'met' if cold >= target else 'NOT met'}, "
-                f"warm {'met' if warm >= target else 'NOT met'}",
-                flush=True,
-            )
+    try:
+        jobs = {"jpeg": (jpeg, json.dumps(avm)), "fits": (fits_path, "null")}
+        for label in args.inputs.split(","):
+            image, avm_json = jobs[label]
+            peer_runs: list[dict[str, float]] = []
+            our_runs: dict[int, list[dict[str, float]]] = {level: [] for level in levels}
+            for i in range(args.repeat):
+                peer_runs.append(_toasty_job(image, runs_dir / f"toasty-{label}-{i}", label))
+                for level in levels:
+                    work = runs_dir / f"astroflow-{label}-{level}-{i}"
+                    our_runs[level].append(_astroflow_job(image, work, avm_json, level, label))
+            peer = _median_run(peer_runs)
+            rows.append((label, "toasty tile-study + cascade", peer))
+            for level in levels:
+                ours = _median_run(our_runs[level])
+                rows.append((label, f"astroflow process (png level {level})", ours))
+                _print_ratio(label, level, peer, ours)
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
     print("\n| input | job | cold wall s | warm work s | CPU s | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for label, job, r in rows:
@@ -213,6 +241,20 @@ def main() -> None:
             f"| {r['rss_mb']:.0f} |"
         )
     print("\ntargets: FITS >= 3x, JPEG >= 10x toasty; peak RSS <= toasty's")
+
+
+def _print_ratio(label: str, level: int, peer: dict[str, float], ours: dict[str, float]) -> None:
+    target = TARGETS[label]
+    cold, warm = peer["wall"] / ours["wall"], peer["work"] / ours["work"]
+    print(
+        f"{label}: astroflow level {level}: {cold:.1f}x faster cold (whole process), "
+        f"{warm:.1f}x warm (work alone), {peer['cpu'] / ours['cpu']:.1f}x less CPU, "
+        f"peak RSS {ours['rss_mb']:.0f} MB vs {peer['rss_mb']:.0f} MB "
+        f"({ours['rss_mb'] / peer['rss_mb']:.2f}x); target >= {target}x: "
+        f"cold {'met' if cold >= target else 'NOT met'}, "
+        f"warm {'met' if warm >= target else 'NOT met'}",
+        flush=True,
+    )
 
 
 TARGETS = {"fits": 3.0, "jpeg": 10.0}

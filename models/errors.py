@@ -34,6 +34,7 @@ __all__ = [
     "ProcessingError",
     "RepositoryError",
     "WcsError",
+    "one_line",
 ]
 
 
@@ -83,6 +84,11 @@ class HashMismatchError(DownloadError):
 
 class CalibrationError(ProcessingError):
     """A calibration recipe could not make its product."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An error's text on one line (wcslib and astropy write several)."""
+    return " ".join(str(exc).split())
 
 
 def _now() -> datetime:

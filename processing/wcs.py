@@ -2,19 +2,30 @@
 
 All pixel positions in headers follow FITS (1-based, ``CRPIXn``); the functions say which
 row order ("top-down": row 0 is the top of the picture) a header describes.
+
+The headers here are plain celestial TAN headers with a CD matrix (what :func:`avm_to_header`
+and :func:`header_from_wcs` make), and :func:`tan_pixel_to_sky` evaluates them with the
+gnomonic projection's own formulas instead of through ``astropy.wcs``: importing that takes
+half a second (``astropy.coordinates`` and ``astropy.units`` come with it), a tenth of a
+picture's whole ingest, and a picture placed by its feed (AstroPix, Djangoplicity) needs
+nothing else from astropy. The tests check it against astropy's ``pixel_to_world_values``.
+FITS headers in all their forms (PC/CDELT, CROTA, alternates), WCS sidecars and embedded AVM
+(through pyavm) are still read by astropy.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.wcs import WCS, FITSFixedWarning
 
 from astroflow.models.errors import WcsError
 from astroflow.models.ingest import StudyPlacement
+
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
 
 TILE = 256
 _TOL = 0.05  # tolerance on square pixels and skew, as wwt_data_formats
@@ -144,14 +155,17 @@ def flip_rows(header: Mapping[str, Any], height: int) -> dict[str, Any]:
     return out
 
 
-def header_from_wcs(wcs: WCS) -> dict[str, Any]:
-    """A plain CD-matrix header for the celestial part of an astropy WCS.
+def header_from_wcs(wcs: WCS | Mapping[str, Any]) -> dict[str, Any]:
+    """A plain CD-matrix header for the celestial part of an astropy WCS (a header already
+    plain, as ``storage.fits_wcs.plain_tan_header`` makes, is returned as it is).
 
     Raises
     ------
     WcsError
         When the WCS has no celestial axes or is not an equatorial TAN projection.
     """
+    if isinstance(wcs, Mapping):
+        return dict(wcs)
     if not wcs.has_celestial:
         raise WcsError("no celestial WCS")
     cel = wcs.celestial
@@ -193,7 +207,7 @@ def placement(header: Mapping[str, Any], width: int, height: int) -> StudyPlacem
     ------
     WcsError
         For a non-TAN header, a degenerate or bottom-up CD matrix, non-square pixels or skew,
-        or a reference point that astropy cannot evaluate.
+        or an image centre with no sky position.
     """
     for key in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD2_2"):
         if key not in header:
@@ -223,9 +237,7 @@ def placement(header: Mapping[str, Any], width: int, height: int) -> StudyPlacem
     rotation = math.degrees(math.atan2(-cd1_2, -cd2_2))
     refpix_x = values[2] - 0.5
     refpix_y = values[3] - 0.5
-    wcs = _astropy_wcs(header)
-    center = wcs.pixel_to_world_values((width - 1) / 2, (height - 1) / 2)
-    ra, dec = float(center[0]), float(center[1])
+    ra, dec = (float(v) for v in tan_pixel_to_sky(header, (width - 1) / 2, (height - 1) / 2))
     if not (math.isfinite(ra) and math.isfinite(dec)):
         raise WcsError("the image centre has no sky position")
     return StudyPlacement(
@@ -244,8 +256,34 @@ def placement(header: Mapping[str, Any], width: int, height: int) -> StudyPlacem
     )
 
 
+def tan_pixel_to_sky(header: Mapping[str, Any], x: Any, y: Any) -> tuple[Any, Any]:
+    """0-based pixel positions to (RA, Dec) in degrees (RA in [0, 360)) for a plain TAN header
+    (``CRVALn``, ``CRPIXn``, ``CDi_j``; the default ``LONPOLE``), by Calabretta & Greisen
+    (2002): the CD matrix gives intermediate world coordinates, the gnomonic projection's
+    inverse native spherical ones (``phi``, ``theta``), and the rotation to the celestial pole
+    at ``(CRVAL1, CRVAL2)`` the sky position. Scalars or arrays."""
+    ra0, dec0 = math.radians(float(header["CRVAL1"])), math.radians(float(header["CRVAL2"]))
+    cd1_1, cd2_2 = float(header["CD1_1"]), float(header["CD2_2"])
+    cd1_2, cd2_1 = float(header.get("CD1_2", 0.0)), float(header.get("CD2_1", 0.0))
+    dx = np.asarray(x, np.float64) + 1.0 - float(header["CRPIX1"])  # FITS pixels are 1-based
+    dy = np.asarray(y, np.float64) + 1.0 - float(header["CRPIX2"])
+    u = np.radians(cd1_1 * dx + cd1_2 * dy)  # intermediate world coordinates, in radians
+    v = np.radians(cd2_1 * dx + cd2_2 * dy)
+    phi = np.arctan2(u, -v)  # native longitude; native latitude theta = atan(1 / R):
+    r = np.hypot(u, v)
+    sin_t, cos_t = 1.0 / np.sqrt(1.0 + r * r), r / np.sqrt(1.0 + r * r)
+    # LONPOLE defaults to 180 deg (0 at the celestial pole itself, where it changes nothing)
+    dphi = phi - (0.0 if dec0 >= math.pi / 2 else math.pi)
+    sin_d0, cos_d0 = math.sin(dec0), math.cos(dec0)
+    dec = np.arcsin(np.clip(sin_t * sin_d0 + cos_t * cos_d0 * np.cos(dphi), -1.0, 1.0))
+    ra = ra0 + np.arctan2(-cos_t * np.sin(dphi), sin_t * cos_d0 - cos_t * sin_d0 * np.cos(dphi))
+    return np.degrees(ra) % 360.0, np.degrees(dec)
+
+
 def _astropy_wcs(header: Mapping[str, Any]) -> WCS:
     import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
@@ -266,5 +304,6 @@ def orient_top_down(header: Mapping[str, Any], height: int) -> tuple[dict[str, A
 
 
 def pixel_to_sky(header: Mapping[str, Any], x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
-    """0-based pixel positions to (RA, Dec) in degrees for a header (for tests and QA)."""
+    """0-based pixel positions to (RA, Dec) in degrees for a header, by astropy (the reference
+    for tests and QA)."""
     return _astropy_wcs(header).pixel_to_world_values(x, y)

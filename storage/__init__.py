@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from astroflow.storage.keys import safe_id, validate_container_name, validate_id, validate_key
-from astroflow.storage.repository import Repository, open_repository
 
 __all__ = [
     "RemoteData",
@@ -19,7 +18,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # RemoteData pulls in urllib3 and SQLModel: import it only when asked for.
+    # The repositories pull in fsspec (and asyncio), RemoteData urllib3 and SQLModel: each is
+    # imported when asked for, so that reading one image file (storage.avm, storage.images)
+    # does not pay for them.
+    if name in ("Repository", "open_repository"):
+        from astroflow.storage import repository
+
+        return getattr(repository, name)
     if name == "RemoteData":
         from astroflow.storage.remote import RemoteData
 

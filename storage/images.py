@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from astroflow.models.errors import ProcessingError, WcsError
+from astroflow.models.errors import ProcessingError, WcsError, one_line
 from astroflow.storage.avm import read_avm
 from astroflow.storage.fits_rows import FitsRows, require_complete
+from astroflow.storage.fits_wcs import celestial_wcs
 from astroflow.storage.png import encode_png
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class LoadedImage:
     """
 
     pixels: Any  # FitsRows or np.ndarray (FITS), PictureRows (pictures)
-    wcs: Any | None
+    wcs: Any | None  # astropy WCS, or a plain TAN header dict (processing.wcs)
     kind: str
     ignored: tuple[str, ...] = ()  # AVM tags left out, unreadable ("Spatial.Notes: <why>")
 
@@ -96,11 +97,6 @@ class LoadedImage:
         """Release the file behind lazily read pixels (nothing to do for the others)."""
         if isinstance(self.pixels, FitsRows):
             self.pixels.close()
-
-
-def one_line(exc: BaseException | str) -> str:
-    """An error's text on one line (wcslib and astropy write several)."""
-    return " ".join(str(exc).split())
 
 
 def read_fits(path: Path, label: str | None = None) -> LoadedImage:
@@ -118,11 +114,9 @@ def read_fits(path: Path, label: str | None = None) -> LoadedImage:
     """
     label = label or path.name
     from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             # Plain (uncompressed) files are read lazily, band by band; the HDU list stays
             # open for as long as the pixels are referenced. Compressed ones are read whole.
@@ -135,11 +129,7 @@ def read_fits(path: Path, label: str | None = None) -> LoadedImage:
                         shape = shape[1:]
                     if len(shape) != 2 or 0 in shape:
                         continue
-                    try:
-                        wcs = WCS(hdu.header, naxis=2)
-                    except Exception as exc:
-                        raise WcsError(f"unreadable WCS: {one_line(exc)}") from exc
-                    wcs = wcs if wcs.has_celestial else None
+                    wcs = celestial_wcs(hdu.header)
                     if lazy and type(hdu) in (fits.PrimaryHDU, fits.ImageHDU):
                         require_complete(hdu, path)
                         return LoadedImage(FitsRows(hdul, hdu, shape), wcs, "fits")
@@ -234,10 +224,11 @@ def read_image(path: Path, *, want_wcs: bool = True, label: str | None = None) -
 def box_reduce_2x2(block: np.ndarray) -> np.ndarray:
     """The rounded plain 2x2 mean of every channel of a (2h, 2w, 2|4) uint8 array, by
     Pillow's C box reducer: the same numbers as :func:`processing.tiling.plain_mean_2x2`
-    (tested), 3-5x faster. The modes ``La``/``RGBa`` make Pillow reduce the bytes as they are
-    (for ``LA``/``RGBA`` it would premultiply by alpha first)."""
+    (tested), 3-5x faster. The modes ``La``/``RGBX`` make Pillow reduce the bytes as they are
+    (for ``LA``/``RGBA`` it would premultiply by alpha first); ``RGBX`` also reads the array
+    in place, where ``La`` copies it."""
     h2, w2, channels = block.shape
-    mode = {2: "La", 4: "RGBa"}[channels]
+    mode = {2: "La", 4: "RGBX"}[channels]
     img = Image.frombuffer(mode, (w2, h2), np.ascontiguousarray(block), "raw", mode, 0, 1)
     return np.array(img.reduce(2))
 

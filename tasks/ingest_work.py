@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from astroflow.models import astroflow_version
-from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError
+from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError, one_line
 from astroflow.models.ingest import (
     MANIFEST,
     MARKER,
@@ -49,7 +49,6 @@ from astroflow.storage.images import (
     LoadedImage,
     box_reduce_2x2,
     flip_vertical,
-    one_line,
     read_image,
     read_wcs_sidecar,
     write_thumbnail,

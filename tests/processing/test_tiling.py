@@ -7,6 +7,7 @@ import pytest
 
 from astroflow.processing.tiling import (
     Tile,
+    any_visible,
     count_tiles,
     plain_mean_2x2,
     study_tiles,
@@ -110,6 +111,26 @@ def test_sparse_tiles_skip_empty_areas() -> None:
     assert {(t.x, t.y) for t in tiles if t.level == 3} == {
         (x, y) for x in range(1, 7) for y in (3, 4)
     }
+
+
+@pytest.mark.parametrize("channels", [2, 4], ids=["grey-alpha", "rgba"])
+@pytest.mark.parametrize("alpha", [0, 1, 128, 255], ids=lambda a: f"alpha-{a}")
+def test_any_visible_reads_alpha_only(channels: int, alpha: int) -> None:
+    """One pixel's alpha decides, whatever the colours (255 everywhere, as bright as it gets),
+    also in a strided view (a tile cut from a band)."""
+    band = np.full((16, 48, channels), 255, np.uint8)
+    band[..., -1] = 0
+    band[5, 37, -1] = alpha
+    tile = band[:, 32:48]
+    assert any_visible(tile) is (alpha > 0)
+    assert any_visible(band[:, :32]) is False
+    assert any_visible(tile) is bool(tile[..., -1].any())
+
+
+@pytest.mark.parametrize("channels", [1, 3], ids=["grey", "rgb"])
+def test_any_visible_without_alpha_is_opaque(channels: int) -> None:
+    assert any_visible(np.zeros((4, 4, channels), np.uint8)) is True
+    assert any_visible(np.zeros((0, 4, channels), np.uint8)) is False
 
 
 def test_bad_input_rejected() -> None:

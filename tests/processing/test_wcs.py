@@ -18,6 +18,7 @@ from astroflow.processing.wcs import (
     pixel_to_sky,
     placement,
     study_geometry,
+    tan_pixel_to_sky,
 )
 from tests.imagedata import tan_wcs
 
@@ -79,6 +80,54 @@ def test_zero_rotation_values_by_hand() -> None:
     # top-down CRPIX2 = h + 1 - 50
     assert got.offset_x == pytest.approx(((w + 1) // 2 - 99.5) * 1e-4)
     assert got.offset_y == pytest.approx(((h + 1 - 50) - 0.5 - (h + 1) // 2) * 1e-4)
+
+
+TAN_HEADERS = {
+    # CRVAL1, CRVAL2, scale (deg/px), rotation (deg), parity (+1 top-down, -1 FITS-like)
+    "orion": (83.8, -5.4, 1e-4, 0.0, 1),
+    "rotated": (210.0, 54.3, 3e-4, 33.0, 1),
+    "fits-parity": (10.0, 41.2, 2e-4, -120.0, -1),
+    "ra-wrap": (359.99, 12.0, 5e-4, 71.0, 1),
+    "near-north-pole": (123.0, 89.95, 1e-3, 10.0, 1),
+    "north-pole": (40.0, 90.0, 1e-3, 0.0, 1),
+    "near-south-pole": (300.0, -89.9, 2e-3, -45.0, -1),
+    "wide-field": (150.0, -30.0, 0.02, 15.0, 1),  # 40 deg across: far from the tangent point
+}
+
+
+@pytest.mark.parametrize(
+    ("ra0", "dec0", "scale", "rot", "parity"), TAN_HEADERS.values(), ids=TAN_HEADERS.keys()
+)
+def test_tan_pixel_to_sky_is_astropys(
+    ra0: float, dec0: float, scale: float, rot: float, parity: int, rng: np.random.Generator
+) -> None:
+    """The gnomonic formulas give wcslib's numbers for any pixel, near the poles and across
+    RA 0 too."""
+    c, s = math.cos(math.radians(rot)), math.sin(math.radians(rot))
+    header = {
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "DEC--TAN",
+        "CRVAL1": ra0,
+        "CRVAL2": dec0,
+        "CRPIX1": 1000.5,
+        "CRPIX2": 700.25,
+        "CD1_1": -scale * c,
+        "CD1_2": parity * scale * s,
+        "CD2_1": -scale * s,
+        "CD2_2": -parity * scale * c,
+    }
+    x = np.concatenate([[999.5, 0.0, 1999.0], rng.uniform(0, 2000, 200)])
+    y = np.concatenate([[699.25, 1399.0, 0.0], rng.uniform(0, 1400, 200)])
+    ra, dec = tan_pixel_to_sky(header, x, y)
+    ra_ref, dec_ref = pixel_to_sky(header, x, y)  # astropy
+    np.testing.assert_allclose(dec, dec_ref, rtol=0, atol=1e-10)
+    # RA compared as an angle on the sky (it wraps at 0/360 and spins at the poles)
+    gap = (ra - ra_ref + 180.0) % 360.0 - 180.0
+    np.testing.assert_allclose(gap * np.cos(np.radians(dec_ref)), 0.0, atol=1e-10)
+    assert ((ra >= 0) & (ra < 360)).all()
+    one = tan_pixel_to_sky(header, 999.5, 699.25)  # scalars in, scalars out
+    assert float(one[0]) == pytest.approx(ra0 % 360, abs=1e-9)
+    assert float(one[1]) == pytest.approx(dec0, abs=1e-9)
 
 
 def test_rows_flip_keeps_sky_positions() -> None:

@@ -59,6 +59,51 @@ def test_scaled_integers_and_single_plane_cube(tmp_path: Path, rng: np.random.Ge
     np.testing.assert_allclose(loaded.pixels[:], raw * 0.5 + 100.0)
 
 
+STORED = {
+    # dtype, cards: which numbers are stored and how astropy turns them into values
+    "float32": (np.float32, {}),
+    "float64": (np.float64, {}),
+    "uint8": (np.uint8, {}),
+    "int16": (np.int16, {}),
+    "int32": (np.int32, {}),
+    "int16-bzero": (np.int16, {"BZERO": 32768.0}),
+    "int16-bscale": (np.int16, {"BSCALE": 0.25, "BZERO": -7.0}),
+    "int16-blank": (np.int16, {"BLANK": -32768}),
+}
+
+
+@pytest.mark.parametrize(("dtype", "cards"), STORED.values(), ids=STORED.keys())
+@pytest.mark.parametrize("key", [np.s_[::4, ::3], np.s_[590:3:-9, 300:10:-4]], ids=["down", "up"])
+def test_sparse_rows_are_the_values_astropy_reads(
+    tmp_path: Path, rng: np.random.Generator, dtype: type, cards: dict, key: object
+) -> None:
+    """Rows far apart are read one by one straight from the file when the stored numbers are
+    the values, through astropy's bands otherwise: either way, astropy's numbers."""
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    if info is None:
+        raw = rng.normal(0.0, 1e3, (601, 333)).astype(dtype)
+        raw[7, 3] = np.nan
+    else:
+        raw = rng.integers(info.min, info.max, (601, 333), endpoint=True).astype(dtype)
+        raw[8, 0] = info.min  # the BLANK value, where there is one
+    path = _write(tmp_path / "s.fits", raw, **cards)
+    with fits.open(path) as hdul:
+        values = np.asarray(hdul[0].data, np.float32)  # astropy's (BSCALE, BZERO, BLANK)
+    loaded = read_fits(path)
+    np.testing.assert_array_equal(loaded.pixels[key], values[key])
+    np.testing.assert_array_equal(flip_vertical(loaded.pixels)[key], values[::-1][key])
+    loaded.close()
+
+
+def test_a_file_cut_short_while_sampled_names_it(tmp_path: Path, science: np.ndarray) -> None:
+    path = _write(tmp_path / "c.fits", science)
+    loaded = read_fits(path)
+    path.write_bytes(path.read_bytes()[: 2880 + 300 * 333 * 4])  # truncated after opening
+    with pytest.raises(ProcessingError, match=r"c\.fits: truncated \(row \d+ is short\)"):
+        loaded.pixels[::8]
+    loaded.close()
+
+
 def test_rendering_from_disk_equals_rendering_in_memory(
     tmp_path: Path, science: np.ndarray
 ) -> None:
