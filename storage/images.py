@@ -83,13 +83,14 @@ class LoadedImage:
     """Pixels and WCS of an input image.
 
     ``pixels`` is ``(H, W)`` float (FITS) or ``(H, W, 3|4)`` uint8 (pictures), row 0 of the
-    stored file first; ``wcs`` is the file's astropy WCS (FITS header, or AVM tags for
-    pictures) or None. A FITS WCS counts y from row 0; an AVM WCS, like FITS, counts y from
+    stored file first; ``wcs`` is the file's WCS (FITS header, or AVM tags for pictures): an
+    astropy WCS, or a FITS header's plain TAN form read by ``storage.fits_wcs`` (a dict), or
+    None. A FITS WCS counts y from row 0; an AVM WCS, like FITS, counts y from
     the bottom of the picture, that is from its last row.
     """
 
     pixels: Any  # FitsRows or np.ndarray (FITS), PictureRows (pictures)
-    wcs: Any | None  # astropy WCS, or a plain TAN header dict (processing.wcs)
+    wcs: Any | None  # astropy WCS, or a plain TAN header dict (storage.fits_wcs)
     kind: str
     ignored: tuple[str, ...] = ()  # AVM tags left out, unreadable ("Spatial.Notes: <why>")
 
