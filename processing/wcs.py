@@ -9,8 +9,8 @@ gnomonic projection's own formulas instead of through ``astropy.wcs``: importing
 half a second (``astropy.coordinates`` and ``astropy.units`` come with it), a tenth of a
 picture's whole ingest, and a picture placed by its feed (AstroPix, Djangoplicity) needs
 nothing else from astropy. The tests check it against astropy's ``pixel_to_world_values``.
-FITS headers in all their forms (PC/CDELT, CROTA, alternates), WCS sidecars and embedded AVM
-(through pyavm) are still read by astropy.
+FITS headers are turned into these plain ones by ``storage.fits_wcs`` (their plain forms from
+the cards, the others by astropy), embedded AVM by pyavm and astropy.
 """
 
 from __future__ import annotations

@@ -191,18 +191,16 @@ def read_wcs_sidecar(path: Path, label: str) -> tuple[Any, tuple[int, int] | Non
         Naming ``label``, for a file that is not FITS or holds no celestial WCS.
     """
     from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             with fits.open(path, memmap=False) as hdul:
                 header = hdul[0].header
-                wcs = WCS(header, naxis=2)
+                wcs = celestial_wcs(header)
     except Exception as exc:
         raise WcsError(f"{label}: not a readable FITS WCS header: {one_line(exc)}") from None
-    if not wcs.has_celestial:
+    if wcs is None:
         raise WcsError(f"{label}: the sidecar has no celestial WCS")
     size: tuple[int, int] | None = None
     if header.get("IMAGEW") and header.get("IMAGEH"):
