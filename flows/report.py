@@ -14,10 +14,13 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 from prefect.states import Completed, State
+from prefect.utilities.asyncutils import run_coro_as_sync
 
-from astroflow.models.errors import ErrorStack
+from astroflow.models.errors import ErrorStack, one_line
 
 T = TypeVar("T")
 
@@ -73,5 +76,24 @@ def publish(key: str, title: str, headline: str, sections: Sequence[str]) -> str
 
 
 def finish(headline: str, data: T) -> State[T]:
-    """The run's final state: Completed, with the headline as its message (the run header)."""
-    return Completed(message=headline, data=data)
+    """The run's final state: Completed, with the headline as its message (the run header).
+
+    The value is written to the run's result storage (Prefect's local storage, under
+    ``PREFECT_HOME``, unless a result storage is configured), so the state the API holds
+    carries it. On a busy machine the client may retry a COMPLETED transition the server had
+    already committed (a 503 from a locked SQLite API, a read timeout); the server refuses the
+    duplicate and answers with the state it holds, and the caller (a parent flow, the command
+    line) reads the value from there. Without the stored value that caller gets Prefect's
+    ``MissingResult`` and a run that did its work ends Failed. A value that cannot be written
+    (a full disk) is logged in one line and kept in memory only.
+    """
+    run = FlowRunContext.get()
+    if run is None:  # called outside a flow run: nothing to store it for
+        return Completed(message=headline, data=data)
+    record = run.result_store.create_result_record(data)
+    try:
+        # as Prefect's engine writes a flow's result (its sync writer cannot write one)
+        run_coro_as_sync(run.result_store.apersist_result_record(record))
+    except OSError as exc:
+        get_run_logger().warning("the run's value was not stored: %s", one_line(exc))
+    return Completed(message=headline, data=record)
