@@ -65,7 +65,8 @@ def test_a_full_result_storage_costs_only_the_stored_copy(
     fill_leaving(full, 0)
     with temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: full}):
         state = _child(4, return_state=True)
-    assert state.is_completed() and state.message == "counted 4"
+    assert state.is_completed()
+    assert state.message == "counted 4"
     assert state.result() == {"twice": 8}
     warnings = [r.getMessage() for r in caplog.records if "was not stored" in r.getMessage()]
     assert len(warnings) == 1
