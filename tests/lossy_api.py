@@ -90,10 +90,12 @@ class LossyApi:
         except OSError:
             return
         finally:
-            back.join(timeout=30)
             for sock in (client, upstream):
                 with suppress(OSError):
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)
+            back.join(timeout=30)
+            for sock in (client, upstream):
+                sock.close()
 
     def _should_lose(self, head: bytes, body: bytes) -> bool:
         match = _SET_STATE.match(head)
