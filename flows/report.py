@@ -87,9 +87,7 @@ def finish(headline: str, data: T) -> State[T]:
     ``MissingResult`` and a run that did its work ends Failed. A value that cannot be written
     (a full disk) is logged in one line and kept in memory only.
     """
-    run = FlowRunContext.get()
-    if run is None:  # called outside a flow run: nothing to store it for
-        return Completed(message=headline, data=data)
+    run = FlowRunContext.get()  # finish is what a flow function returns: always in a run
     record = run.result_store.create_result_record(data)
     try:
         # as Prefect's engine writes a flow's result (its sync writer cannot write one)

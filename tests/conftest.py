@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.lossy_api import LossyApi
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Prefect settings must be in the environment before prefect is imported anywhere.
@@ -266,12 +268,18 @@ def read_only_view(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """A real Prefect API (temporary SQLite database) for the whole test session."""
+def prefect_harness() -> Iterator[LossyApi]:
+    """A real Prefect API (temporary SQLite database) for the whole test session, reached
+    through a :class:`tests.lossy_api.LossyApi` that forwards faithfully until a test arms it
+    (``with prefect_harness.losing(): ...``) to lose answers as a busy machine does."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        proxy = LossyApi(str(PREFECT_API_URL.value())).start()
+        with temporary_settings(updates={PREFECT_API_URL: proxy.url}):
+            yield proxy
+    proxy.close()  # after the harness has drained Prefect's workers, which use its address
 
 
 # -- synthetic data helpers -----------------------------------------------------------------

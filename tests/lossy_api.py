@@ -9,6 +9,12 @@ holds. That is the sequence a 503 or a read timeout on a loaded SQLite API produ
 here for real on 127.0.0.1 instead of waiting for a loaded machine.
 
 WebSocket upgrades (the events client) are piped through unchanged.
+
+The test session's Prefect API is always reached through one (``prefect_harness`` in
+``tests/conftest.py``), which forwards faithfully until a test arms it with :meth:`losing`.
+One address for the whole session matters: Prefect's process-wide workers (events, logs, its
+global event loop thread) keep the API address they first saw, so a proxy started and
+stopped around one test would leave them talking to a closed port for the rest of the session.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ class LossyApi:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/api"
-        self.dropped: list[str] = []  # flow run ids whose COMPLETED response was lost
+        self._dropped: list[str] | None = None  # while armed: the runs whose answer was lost
         self._lock = threading.Lock()
         self._closing = False
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -40,6 +46,19 @@ class LossyApi:
     def start(self) -> LossyApi:
         self._thread.start()
         return self
+
+    @contextmanager
+    def losing(self) -> Iterator[list[str]]:
+        """Within: lose the first answer to each flow run's COMPLETED transition; yields the
+        ids of the runs whose answer was lost, filled in as it happens."""
+        dropped: list[str] = []
+        with self._lock:
+            self._dropped = dropped
+        try:
+            yield dropped
+        finally:
+            with self._lock:
+                self._dropped = None
 
     def close(self) -> None:
         self._closing = True
@@ -107,9 +126,9 @@ class LossyApi:
             return False
         run_id = match.group(1).decode()
         with self._lock:
-            if proposed != "COMPLETED" or run_id in self.dropped:
+            if self._dropped is None or proposed != "COMPLETED" or run_id in self._dropped:
                 return False
-            self.dropped.append(run_id)
+            self._dropped.append(run_id)
             return True
 
     @staticmethod
@@ -136,16 +155,3 @@ class LossyApi:
         with suppress(OSError):
             while chunk := client.recv(65536):
                 upstream.sendall(chunk)
-
-
-@contextmanager
-def lossy_prefect_api() -> Iterator[LossyApi]:
-    """Point this process's Prefect client at a :class:`LossyApi` in front of the current API."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    proxy = LossyApi(str(PREFECT_API_URL.value())).start()
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: proxy.url}):
-            yield proxy
-    finally:
-        proxy.close()

@@ -14,7 +14,7 @@ from astroflow.flows.cascade import calibration_cascade
 from astroflow.flows.organiser import prepare_workspace
 from astroflow.storage import catalog
 from astroflow.storage.database import Database
-from tests.lossy_api import lossy_prefect_api
+from tests.lossy_api import LossyApi
 from tests.organiser_data import make_workspace
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
@@ -35,12 +35,14 @@ def _product(ws: Path, prefix: str, session: str = "base") -> Path:
     return found[0]
 
 
-def test_a_lost_api_response_does_not_fail_the_cascade(prepared: Path) -> None:
+def test_a_lost_api_response_does_not_fail_the_cascade(
+    prepared: Path, prefect_harness: LossyApi
+) -> None:
     """The CI failure of stop 21: the API committed a COMPLETED transition but its answer was
     lost; the cascade's value must still reach its caller, and nothing be redone."""
-    with lossy_prefect_api() as api:
+    with prefect_harness.losing() as dropped:
         summary = calibration_cascade(str(prepared))
-    assert len(api.dropped) == 2  # calibration-cascade and its cascade-levels subflow
+    assert len(dropped) == 2  # calibration-cascade and its cascade-levels subflow
     assert len(summary.made) == 12
     assert summary.failed == ()
 
