@@ -32,7 +32,7 @@ JOBS = {
     "astroflow": """
 import sys, glob, numpy as np
 from pathlib import Path
-from astroflow.storage.frames import opened
+from astroflow.storage.organiser.frames import opened
 from astroflow.tasks.cascade_work import combine
 paths = sorted(Path(p) for p in glob.glob(sys.argv[1] + '/f*.fits'))
 with opened(paths) as (frames, bad):

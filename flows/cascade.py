@@ -19,10 +19,11 @@ from astroflow.models.cascade import CascadeSummary, RecipeInput, RecipeResult
 from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.rules import load_rules
 from astroflow.processing.organiser import match_calibrations
-from astroflow.storage import catalog
-from astroflow.storage.disk import image_pixels, require_free
-from astroflow.storage.frames import sweep_pixel_caches
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.disk import require_free
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.frames import sweep_pixel_caches
+from astroflow.storage.organiser.headers import image_pixels
+from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.cascade import recipe_task
 from astroflow.tasks.recipes import check_recipes
 

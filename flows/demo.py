@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict
 from astroflow.flows.night import NightSummary, process_night
 from astroflow.processing.render import RenderedRows, grey_to_rgba
 from astroflow.processing.synthetic import night_frames
-from astroflow.storage import catalog
-from astroflow.storage.frames import read_data, write_png, write_raw_frame
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.frames import read_data, write_png, write_raw_frame
+from astroflow.storage.organiser.workspace import Workspace
 
 
 class DemoReport(BaseModel):

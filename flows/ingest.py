@@ -28,19 +28,26 @@ from astroflow.models.errors import (
     RepositoryUnreachableError,
     ReviewTimeoutError,
 )
-from astroflow.models.ingest import MARKER, Reject, StageSummary
-from astroflow.storage.images import DEFAULT_PNG_LEVEL
+from astroflow.models.ingest import Reject, StageSummary
+from astroflow.storage.ingest.images import DEFAULT_PNG_LEVEL
+from astroflow.storage.ingest.layout import ImageLayout
+from astroflow.storage.ingest.repository_ref import RepositoryRef
+from astroflow.storage.ingest.sources import query_source, read_pipeline_config
+from astroflow.storage.ingest.workdir import WorkDir
 from astroflow.storage.keys import validate_id
-from astroflow.storage.repository import open_repository
-from astroflow.storage.sources import query_source, read_pipeline_config
-from astroflow.storage.workdir import WorkDir
-from astroflow.storage.wtml import root_index
 from astroflow.tasks.ingest import (
     fetch_image_task,
+    open_review_task,
+    open_stage_task,
     process_image_task,
     publish_image_task,
     read_place_task,
+    record_decisions_task,
+    record_rejects_task,
+    reject_image_task,
+    write_root_index_task,
 )
+from astroflow.tasks.ingest_work import write_skip_flag
 
 
 @flow(name="fetch-images", task_runner=ThreadPoolTaskRunner(max_workers=8))
@@ -66,28 +73,17 @@ def fetch_images(
     limit
         Fetch at most this many candidates (in feed order).
     """
-    logger = get_run_logger()
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
-    config = read_pipeline_config(repo)
-    wd = WorkDir(work_dir).ensure()
-    wd.clean_partials("cache_todo")
+    repo = RepositoryRef.of(repository, azure_conn_env)
+    config = read_pipeline_config(repo.open())
+    open_stage_task(work_dir, "cache_todo")
     feed = query_source(config)
     candidates = feed.candidates[:limit] if limit is not None else feed.candidates
-    futures = fetch_image_task.map(
-        candidates,
-        unmapped(repository),
-        unmapped(work_dir),
-        unmapped(azure_conn_env),
-        unmapped(force),
-    )
+    futures = fetch_image_task.map(candidates, unmapped(repo), unmapped(work_dir), unmapped(force))
     outcomes, errors = collect(futures, [c.id for c in candidates], "fetch")
     errors = ErrorStack(reports=tuple(feed.errors)) + errors
     # rejected by the query, or by the image's record when it was read at fetch time
     found = [*feed.rejects, *(o for o in outcomes.values() if isinstance(o, Reject))]
-    rejects = wd.rejects()
-    for reject in found:
-        rejects[reject.id] = reject
-    wd.save_rejects(rejects)
+    record_rejects_task(work_dir, found)
     summary = StageSummary(
         stage="fetch",
         new=tuple(i for i, o in outcomes.items() if o == "new"),
@@ -97,10 +93,7 @@ def fetch_images(
         reject_reasons={r.id: r.reason for r in found},
         errors=errors,
     )
-    logger.info("%s", summary.line())
-    publish_errors(errors, "fetch-errors", "Fetch errors")
-    report.publish("fetch-report", "Fetch", summary.line(), stage_sections([summary]))
-    return report.finish(summary.line(), summary)
+    return end_stage(summary, "Fetch")
 
 
 @flow(name="process-images")
@@ -126,20 +119,13 @@ def process_images(
         ``dask-local`` (a Dask LocalCluster of 2 worker processes) or ``tcp://host:port`` (a
         Dask scheduler whose workers see the work folder at the same path).
     """
-    logger = get_run_logger()
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
-    config = read_pipeline_config(repo)
-    wd = WorkDir(work_dir).ensure()
-    wd.clean_partials("out_todo")
-    ids = wd.ids("cache_todo")
+    config = read_pipeline_config(RepositoryRef.of(repository, azure_conn_env).open())
+    ids = open_stage_task(work_dir, "out_todo", "cache_todo")
     runner = make_task_runner(task_runner)
     summary = tile_images.with_options(task_runner=runner)(
         ids, work_dir, config.publish_url_prefix, png_level, tile_workers
     )
-    logger.info("%s", summary.line())
-    publish_errors(summary.errors, "process-errors", "Process errors")
-    report.publish("process-report", "Process", summary.line(), stage_sections([summary]))
-    return report.finish(summary.line(), summary)
+    return end_stage(summary, "Process")
 
 
 @flow(name="tile-images")
@@ -178,19 +164,17 @@ def publish_images(
     before the first upload, or as soon as the repository's circuit breaker opens.
     """
     logger = get_run_logger()
-    open_repository(repository, azure_conn_env=azure_conn_env).require_reachable()
-    wd = WorkDir(work_dir).ensure()
-    wd.clean_partials("out_todo")
-    ids = wd.ids("out_todo")
+    repo = RepositoryRef.of(repository, azure_conn_env)
+    repo.open().require_reachable()
+    ids = open_stage_task(work_dir, "out_todo", "out_todo")
+    wd = WorkDir(work_dir)
     waiting: list[str] = []
     if wd.review_enabled:  # reviewed work dir: approved images only, rejected ones flagged
         decisions = wd.decisions()
-        reject_images(repository, azure_conn_env, wd, decisions)
+        reject_images(repo, work_dir, decisions)
         waiting = [i for i in ids if i not in decisions]
         ids = [i for i in ids if i in decisions and decisions[i].decision == "approved"]
-    futures = publish_image_task.map(
-        ids, unmapped(repository), unmapped(work_dir), unmapped(azure_conn_env)
-    )
+    futures = publish_image_task.map(ids, unmapped(repo), unmapped(work_dir))
     done, errors = collect(futures, ids, "publish")
     summary = StageSummary(
         stage="publish",
@@ -199,12 +183,9 @@ def publish_images(
         failed=tuple(errors.failed_inputs()),
         errors=errors,
     )
-    logger.info("%s", summary.line())
     if waiting:
         logger.info("%d image(s) wait for review: %s", len(waiting), ", ".join(waiting))
-    publish_errors(errors, "publish-errors", "Publish errors")
-    sections = [*stage_sections([summary]), published_section(repository, azure_conn_env, done)]
-    report.publish("publish-report", "Publish", summary.line(), sections)
+    stage_report(summary, "Publish", [published_section(repo, done)])
     unreachable = [r for r in errors.reports if r.error_type == RepositoryUnreachableError.__name__]
     if unreachable:
         raise RepositoryUnreachableError(
@@ -223,8 +204,8 @@ def reindex_repository(
     An image folder without a non-empty ``index.wtml`` (unpublished, or mid-upload) is not
     indexed.
     """
-    logger = get_run_logger()
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    ref = RepositoryRef.of(repository, azure_conn_env)
+    repo = ref.open()
     config = read_pipeline_config(repo)
     folders = repo.list_folders()
     ids: list[str] = []
@@ -234,11 +215,11 @@ def reindex_repository(
             ids.append(validate_id(name))
         except InvalidKeyError as exc:
             reports.append(ErrorReport.from_exception(exc, "reindex", [name]))
-    futures = read_place_task.map(ids, unmapped(repository), unmapped(azure_conn_env))
+    futures = read_place_task.map(ids, unmapped(ref))
     entries, errors = collect(futures, ids, "reindex")
     errors = ErrorStack(reports=tuple(reports)) + errors
     places = [e for e in entries.values() if e is not None]
-    repo.write_bytes(MARKER, root_index(places, config.folder_name, config.folder_thumbnail_url))
+    write_root_index_task(ref, places, config.folder_name, config.folder_thumbnail_url)
     summary = StageSummary(
         stage="reindex",
         done=tuple(e.image_id for e in places),
@@ -246,10 +227,7 @@ def reindex_repository(
         failed=tuple(errors.failed_inputs()),
         errors=errors,
     )
-    logger.info("%s", summary.line())
-    publish_errors(errors, "reindex-errors", "Reindex errors")
-    report.publish("reindex-report", "Reindex", summary.line(), stage_sections([summary]))
-    return report.finish(summary.line(), summary)
+    return end_stage(summary, "Reindex")
 
 
 @flow(name="ingest-images")
@@ -288,7 +266,7 @@ def ingest_images(
     headline = ingest_headline(stages)
     sections = [
         *stage_sections(stages),
-        published_section(repository, azure_conn_env, stages[2].done),
+        published_section(RepositoryRef.of(repository, azure_conn_env), stages[2].done),
     ]
     report.publish("ingest-report", "Ingest", headline, sections)
     return report.finish(headline, stages)
@@ -306,13 +284,11 @@ def wait_for_review(work_dir: str, timeout_s: int) -> None:
     from prefect.flow_runs import pause_flow_run
 
     logger = get_run_logger()
-    wd = WorkDir(work_dir).ensure()
-    wd.enable_review()
-    offered = reviewing.pending(wd)
+    offered = open_review_task(work_dir)
     if not offered:
         logger.info("review: no processed image waits for a decision")
         return
-    reviewing.publish_review_artifact(wd, offered)
+    reviewing.publish_review_artifact(WorkDir(work_dir), offered)
     try:
         answer = pause_flow_run(
             wait_for_input=reviewing.ReviewInput.with_initial_data(
@@ -327,7 +303,7 @@ def wait_for_review(work_dir: str, timeout_s: int) -> None:
             f"review of {len(offered)} image(s) not answered within {timeout_s} s: nothing "
             f"published; decide with `astroflow approve|reject` and publish, or run again"
         ) from None
-    decided = reviewing.record(wd, answer, offered)
+    decided = record_decisions_task(work_dir, reviewing.decisions_from(answer, offered))
     logger.info(
         "review: %d approved, %d rejected, %d undecided",
         sum(d.decision == "approved" for d in decided),
@@ -336,18 +312,26 @@ def wait_for_review(work_dir: str, timeout_s: int) -> None:
     )
 
 
-def reject_images(
-    repository: str, azure_conn_env: str | None, wd: WorkDir, decisions: dict[str, Any]
-) -> list[str]:
+def stage_report(summary: StageSummary, title: str, extra_sections: Sequence[str] = ()) -> None:
+    """A stage's counts in the log, its errors and its report as artifacts
+    (``<stage>-errors``, ``<stage>-report``)."""
+    get_run_logger().info("%s", summary.line())
+    publish_errors(summary.errors, f"{summary.stage}-errors", f"{title} errors")
+    sections = [*stage_sections([summary]), *extra_sections]
+    report.publish(f"{summary.stage}-report", title, summary.line(), sections)
+
+
+def end_stage(summary: StageSummary, title: str) -> StageSummary:
+    """How every stage ends: :func:`stage_report`, then the run's headline."""
+    stage_report(summary, title)
+    return report.finish(summary.line(), summary)
+
+
+def reject_images(repo: RepositoryRef, work_dir: str, decisions: dict[str, Any]) -> list[str]:
     """Rejected images: ``skip.flag`` (holding the reason) in the repository, so they are
     never fetched again; their processed folders move to ``out_rejected``."""
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
     rejected = [d for d in decisions.values() if d.decision == "rejected"]
-    for d in rejected:
-        repo.write_text(f"{validate_id(d.image_id)}/skip.flag", f"rejected in review: {d.reason}\n")
-        wd.move("out_todo", "out_rejected", d.image_id)
-        wd.forget_decision(d.image_id)
-    return [d.image_id for d in rejected]
+    return [reject_image_task(repo, work_dir, d.image_id, d.reason) for d in rejected]
 
 
 def ignored_tags(manifests: dict[str, Any]) -> list[ErrorReport]:
@@ -396,19 +380,22 @@ def stage_sections(stages: list[StageSummary]) -> list[str]:
     return sections
 
 
-def published_section(repository: str, azure_conn_env: str | None, ids: Sequence[str]) -> str:
+def published_section(repo: RepositoryRef, ids: Sequence[str]) -> str:
     """The images published by this run, with their WTML URLs (and thumbnails when the
     repository is served over http)."""
     try:
-        prefix = read_pipeline_config(
-            open_repository(repository, azure_conn_env=azure_conn_env)
-        ).publish_url_prefix
+        prefix = read_pipeline_config(repo.open()).publish_url_prefix
     except AstroflowError:
         prefix = ""
     rows = []
     for image_id in sorted(ids):
-        url = f"{prefix}{image_id}/index.wtml" if prefix else f"{image_id}/index.wtml"
-        thumb = f"![{image_id}]({prefix}{image_id}/thumb.jpg)" if prefix.startswith("http") else ""
+        layout = ImageLayout(image_id)
+        url = layout.url(prefix)
+        thumb = (
+            f"![{image_id}]({layout.url(prefix, layout.THUMBNAIL)})"
+            if prefix.startswith("http")
+            else ""
+        )
         rows.append((image_id, url, thumb))
     return "### Published images\n\n" + report.table(["image", "WTML", "thumbnail"], rows)
 
@@ -417,20 +404,12 @@ def ignore_rejects(
     repository: str, work_dir: str, azure_conn_env: str | None = None
 ) -> tuple[list[str], ErrorStack]:
     """Write ``<id>/skip.flag`` (holding the reason) for every recorded reject."""
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    repo = RepositoryRef.of(repository, azure_conn_env)
     written: list[str] = []
     reports: list[ErrorReport] = []
-
-    def _one(item: tuple[str, str]) -> str:
-        rid, text = item
-        repo.write_text(f"{validate_id(rid)}/skip.flag", text)
-        return rid
-
-    items = [
-        (rid, f"{r.source_id}: {r.reason}\n") for rid, r in WorkDir(work_dir).rejects().items()
-    ]
+    items = [(rid, f"{r.source_id}: {r.reason}") for rid, r in WorkDir(work_dir).rejects().items()]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [(rid, pool.submit(_one, (rid, text))) for rid, text in items]
+        futures = [(rid, pool.submit(write_skip_flag, repo, rid, text)) for rid, text in items]
         for rid, fut in futures:
             try:
                 written.append(fut.result())

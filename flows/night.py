@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
@@ -23,12 +22,11 @@ from astroflow.flows.ingest import (
 )
 from astroflow.flows.organiser import prepare_sections, prepare_workspace
 from astroflow.models.cascade import CascadeSummary
-from astroflow.models.errors import ConfigError
-from astroflow.models.ingest import CONFIG_FILE, StageSummary
+from astroflow.models.ingest import StageSummary
 from astroflow.models.organiser import PrepareSummary
-from astroflow.storage.repository import open_repository
-from astroflow.storage.sources import read_pipeline_config
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.ingest.repository_ref import RepositoryRef
+from astroflow.storage.organiser.workspace import Workspace
+from astroflow.tasks.ingest import ensure_source_task
 
 
 class NightSummary(BaseModel):
@@ -37,40 +35,6 @@ class NightSummary(BaseModel):
     prepare: PrepareSummary
     cascade: CascadeSummary
     ingest: tuple[StageSummary, ...]
-
-
-def ensure_workspace_source(
-    repository: str,
-    workspace: str,
-    azure_conn_env: str | None,
-    publish_url_prefix: str,
-    folder_name: str,
-) -> None:
-    """Write the repository's pipeline config for a workspace source if it has none; refuse a
-    config of another source type (it belongs to another pipeline)."""
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
-    if repo.exists(CONFIG_FILE):
-        config = read_pipeline_config(repo)
-        if config.source_type != "workspace":
-            raise ConfigError(
-                f"{repo.url}/{CONFIG_FILE} has source_type {config.source_type!r}; the night "
-                "flow needs a repository whose source is 'workspace'"
-            )
-        return
-    repo.ensure()
-    repo.write_text(
-        CONFIG_FILE,
-        yaml.safe_dump(
-            {
-                "source_type": "workspace",
-                "publish_url_prefix": publish_url_prefix,
-                "folder_name": folder_name,
-                "folder_thumbnail_url": "",
-                "workspace": {"path": str(Path(workspace).expanduser().resolve())},
-            },
-            sort_keys=False,
-        ),
-    )
 
 
 @flow(name="process-night")
@@ -98,7 +62,14 @@ def process_night(
         URL the repository is served under (for the WTML of a new repository).
     """
     logger = get_run_logger()
-    ensure_workspace_source(repository, workspace, azure_conn_env, publish_url_prefix, folder_name)
+    repo = RepositoryRef.of(repository, azure_conn_env)
+    ensure_source_task(
+        repo,
+        "workspace",
+        {"path": str(Path(workspace).expanduser().resolve())},
+        publish_url_prefix,
+        folder_name,
+    )
     prepared = prepare_workspace(workspace)
     cascade = calibration_cascade(workspace, overwrite=overwrite, task_runner=task_runner)
     work = work_dir or str(Path(workspace).expanduser().resolve() / "ingest")
@@ -117,7 +88,7 @@ def process_night(
             *cascade_sections(ws, cascade, None),
             "## Ingest\n\n" + ingest_headline(ingest) + "\n",
             *stage_sections(ingest),
-            published_section(repository, azure_conn_env, ingest[2].done),
+            published_section(repo, ingest[2].done),
         ],
     )
     summary = NightSummary(prepare=prepared, cascade=cascade, ingest=tuple(ingest))

@@ -9,8 +9,8 @@ from astroflow.flows.common import publish_errors
 from astroflow.models.errors import ErrorStack
 from astroflow.models.organiser import PrepareSummary
 from astroflow.models.rules import DEFAULT_RULESET, load_rules
-from astroflow.storage import catalog
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.organiser import (
     organise_new_frames_task,
     predict_task,

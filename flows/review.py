@@ -18,9 +18,10 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from astroflow.flows import report
-from astroflow.models.ingest import MARKER, ImageManifest, ReviewDecision
-from astroflow.storage.workdir import WorkDir
-from astroflow.storage.wtml import read_place
+from astroflow.models.ingest import ImageManifest, ReviewDecision
+from astroflow.storage.ingest.layout import ImageLayout
+from astroflow.storage.ingest.workdir import WorkDir
+from astroflow.storage.ingest.wtml import read_place
 
 
 class ReviewInput(RunInput):
@@ -38,14 +39,8 @@ class ReviewInput(RunInput):
     )
 
 
-def pending(wd: WorkDir) -> list[str]:
-    """Processed images waiting in ``out_todo`` with no decision yet."""
-    decided = wd.decisions()
-    return [i for i in wd.ids("out_todo") if i not in decided]
-
-
 def _thumbnail(folder: Path) -> str:
-    thumb = folder / "thumb.jpg"
+    thumb = folder / ImageLayout.THUMBNAIL
     if not thumb.exists():
         return ""
     data = base64.b64encode(thumb.read_bytes()).decode("ascii")
@@ -57,10 +52,8 @@ def image_rows(wd: WorkDir, ids: list[str]) -> list[tuple[str, ...]]:
     rows = []
     for image_id in ids:
         folder = wd.path("out_todo", image_id)
-        manifest = ImageManifest.model_validate_json(
-            (folder / "astroflow-manifest.json").read_text()
-        )
-        place = read_place(image_id, (folder / MARKER).read_bytes()).place
+        manifest = ImageManifest.model_validate_json((folder / ImageLayout.MANIFEST).read_text())
+        place = read_place(image_id, (folder / ImageLayout.MARKER).read_bytes()).place
         rows.append(
             (
                 image_id,
@@ -89,8 +82,9 @@ def publish_review_artifact(wd: WorkDir, ids: list[str]) -> None:
     )
 
 
-def record(wd: WorkDir, answer: ReviewInput, offered: list[str]) -> list[ReviewDecision]:
-    """The form's answers about the ``offered`` images as recorded decisions."""
+def decisions_from(answer: ReviewInput, offered: list[str]) -> list[ReviewDecision]:
+    """The form's answers about the ``offered`` images as decisions (recorded by the
+    ``record-decisions`` task)."""
     out = []
     for image_id in answer.approve:
         if image_id in offered:
@@ -99,6 +93,4 @@ def record(wd: WorkDir, answer: ReviewInput, offered: list[str]) -> list[ReviewD
         if image_id in offered and image_id not in answer.approve:
             reason = answer.reasons.get(image_id, "") or "rejected in review"
             out.append(ReviewDecision(image_id=image_id, decision="rejected", reason=reason))
-    for decision in out:
-        wd.decide(decision)
     return out

@@ -10,79 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from astroflow.models.errors import ErrorStack
 
 CONFIG_FILE = "toasty-pipeline-config.yaml"
-MARKER = "index.wtml"
-SKIP_FLAG = "skip.flag"
-MANIFEST = "astroflow-manifest.json"
 
 
-class AstroPixConfig(BaseModel):
-    """The ``astropix`` section: where the AstroPix-style JSON feed lives."""
+class PipelineConfig(BaseModel):
+    """``toasty-pipeline-config.yaml`` at the repository root (toasty's keys; extra keys kept).
 
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    json_query_url: str
-
-
-class FolderSourceConfig(BaseModel):
-    """The ``folder`` section: a folder (any fsspec URL) of FITS and AVM-tagged images."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    path: str
-
-
-class DjangoplicityConfig(BaseModel):
-    """The ``djangoplicity`` section (toasty's keys): a Djangoplicity press-image archive
-    (ESO, ESA/Hubble, NOIRLab).
-
-    Attributes
-    ----------
-    base_url
-        The archive's image root, ending in ``/`` (``https://noirlab.edu/public/images/``).
-    channel_name
-        Written into each Place's annotation (``"channel"``).
-    search_page_name
-        The path word of the search pages, ``{base_url}archive/search/<it>/<n>/``.
-    force_insecure_tls
-        Do not verify the archive's TLS certificates (toasty's default, for noirlab.edu).
+    The section named by ``source_type`` belongs to that source plug-in, which validates it
+    with its own ``config_model`` (:mod:`astroflow.storage.ingest.sources`).
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    base_url: str
-    channel_name: str
-    search_page_name: str = "page"
-    force_insecure_tls: bool = True
-
-    @field_validator("base_url")
-    @classmethod
-    def _slash(cls, value: str) -> str:
-        return value if value.endswith("/") else value + "/"
-
-
-class WorkspaceSourceConfig(BaseModel):
-    """The ``workspace`` section: reduced science frames of an organiser workspace that passed
-    QC (ids from product names, ``last_updated`` from the product files)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    path: str
-    session: str | None = None
-
-
-class PipelineConfig(BaseModel):
-    """``toasty-pipeline-config.yaml`` at the repository root (toasty's keys; extra keys kept)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    source_type: Literal["astropix", "djangoplicity", "folder", "workspace"]
+    source_type: str
     publish_url_prefix: str
     folder_name: str
     folder_thumbnail_url: str = ""
-    astropix: AstroPixConfig | None = None
-    djangoplicity: DjangoplicityConfig | None = None
-    folder: FolderSourceConfig | None = None
-    workspace: WorkspaceSourceConfig | None = None
 
     @field_validator("publish_url_prefix")
     @classmethod
@@ -91,12 +33,18 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _section(self) -> PipelineConfig:
-        if getattr(self, self.source_type) is None:
+        if not isinstance((self.model_extra or {}).get(self.source_type), dict):
             raise ValueError(
                 f"source_type is {self.source_type!r} but the {self.source_type!r} section "
-                "is missing"
+                "is missing (or is not a mapping)"
             )
         return self
+
+    def section(self, source_type: str) -> dict[str, Any]:
+        """The raw config section named ``source_type`` (empty when there is none); the
+        source plug-in of that name validates it with its own config model."""
+        value = (self.model_extra or {}).get(source_type)
+        return value if isinstance(value, dict) else {}
 
 
 class Candidate(BaseModel):

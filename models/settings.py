@@ -2,8 +2,8 @@
 
 This module is the only place in astroflow that reads (or sets) environment variables:
 ``ASTROFLOW_*`` settings through :class:`Settings`, the variable an operator names for a
-connection string (``azure_conn_env``) through :func:`environment_variable`, Azure's own
-credential variables (for redaction) through :func:`azure_environment`, and Prefect's
+connection string (``azure_conn_env``) through :func:`environment_variable`, a backend's own
+credential variables (for its use and redaction) through :func:`environment_values`, and Prefect's
 defaults for the command line through :func:`apply_prefect_defaults`.
 """
 
@@ -14,14 +14,6 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-#: Azure credential variables adlfs may read; their values are redacted from every message.
-AZURE_CREDENTIAL_VARIABLES = (
-    "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_CLIENT_SECRET",
-)
 
 
 class Settings(BaseSettings):
@@ -82,9 +74,10 @@ def environment_variable(name: str) -> str | None:
     return os.environ.get(name)
 
 
-def azure_environment() -> dict[str, str]:
-    """The Azure credential variables that are set (name -> value)."""
-    return {name: os.environ[name] for name in AZURE_CREDENTIAL_VARIABLES if os.environ.get(name)}
+def environment_values(names: tuple[str, ...]) -> dict[str, str]:
+    """The variables among ``names`` that are set and not empty (name -> value): a backend's
+    own credential variables, for its use and for redaction."""
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
 
 
 def prefect_api_configured() -> bool:

@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
     # imported when asked for, so that reading one image file (storage.avm, storage.images)
     # does not pay for them.
     if name in ("Repository", "open_repository"):
-        from astroflow.storage import repository
+        from astroflow.storage.ingest import repository
 
         return getattr(repository, name)
     if name == "RemoteData":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from astroflow.models.errors import ConfigError, ProcessingError
+from astroflow.models.errors import ConfigError
 
 #: Room left over besides the estimate (databases, logs, the filesystem's own needs), bytes.
 MARGIN_BYTES = 16 * 2**20
@@ -34,18 +34,6 @@ def require_free(path: Path, need: int, what: str) -> None:
             f"{what} needs about {_size(need + MARGIN_BYTES)} on {path}, and "
             f"{_size(free)} is free: free some space (or move the folder) and run again"
         )
-
-
-def image_pixels(path: Path) -> int:
-    """Pixels of a FITS image from its header cards (0 when unreadable: the recipe that
-    reads it reports that)."""
-    from astroflow.storage.headers import read_header
-
-    try:
-        cards = read_header(path, {"NAXIS1", "NAXIS2"})
-        return int(cards.get("NAXIS1", 0)) * int(cards.get("NAXIS2", 0))
-    except (ProcessingError, TypeError, ValueError):
-        return 0
 
 
 def _size(n: int) -> str:

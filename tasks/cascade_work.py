@@ -33,9 +33,9 @@ from astroflow.processing.calibration import (
     reduce_frame,
 )
 from astroflow.processing.combine import clipped_mean, row_chunks
-from astroflow.storage import catalog
 from astroflow.storage.database import Database
-from astroflow.storage.frames import (
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.frames import (
     PixelCache,
     inputs_hash,
     mark_qc_verdict,
@@ -44,7 +44,7 @@ from astroflow.storage.frames import (
     read_header,
     write_product,
 )
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.recipes import recipe_function
 
 log = logging.getLogger(__name__)

@@ -21,14 +21,7 @@ from typing import Any
 
 from astroflow.models import astroflow_version
 from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError, one_line
-from astroflow.models.ingest import (
-    MANIFEST,
-    MARKER,
-    SKIP_FLAG,
-    Candidate,
-    ImageManifest,
-    Reject,
-)
+from astroflow.models.ingest import Candidate, ImageManifest, Reject, ReviewDecision
 from astroflow.models.repository import PutTreeResult
 from astroflow.processing.render import RenderedRows
 from astroflow.processing.tiling import TILE, count_tiles, study_tiles, thumbnail_box
@@ -40,10 +33,10 @@ from astroflow.processing.wcs import (
     placement,
     rescale,
 )
-from astroflow.storage.avm import has_avm
 from astroflow.storage.disk import require_free
 from astroflow.storage.files import file_digest, write_json_atomic
-from astroflow.storage.images import (
+from astroflow.storage.ingest.avm import has_avm
+from astroflow.storage.ingest.images import (
     DEFAULT_PNG_LEVEL,
     WCS_SIDECAR,
     LoadedImage,
@@ -54,8 +47,10 @@ from astroflow.storage.images import (
     write_thumbnail,
     write_tiles,
 )
-from astroflow.storage.workdir import CANDIDATE_FILE, WorkDir
-from astroflow.storage.wtml import PlaceEntry, index_documents, read_place, study_folder
+from astroflow.storage.ingest.layout import ImageLayout
+from astroflow.storage.ingest.repository_ref import RepositoryRef
+from astroflow.storage.ingest.workdir import CANDIDATE_FILE, WorkDir
+from astroflow.storage.ingest.wtml import PlaceEntry, index_documents, read_place, study_folder
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +59,7 @@ log = logging.getLogger(__name__)
 
 
 def fetch_image(
-    candidate: Candidate,
-    repository: str,
-    work_dir: str,
-    azure_conn_env: str | None = None,
-    *,
-    force: bool = False,
+    candidate: Candidate, repository: RepositoryRef, work_dir: str, *, force: bool = False
 ) -> str | Reject:
     """Fetch one candidate into ``cache_todo/<id>`` unless it is done, ignored or pending.
 
@@ -83,19 +73,19 @@ def fetch_image(
         same source version), or ``"pending"`` (already fetched or processed, not published);
         a :class:`Reject` when the record says the image cannot be ingested.
     """
-    from astroflow.storage.repository import open_repository
-    from astroflow.storage.sources import read_pipeline_config, resolve_candidate
+    from astroflow.storage.ingest.sources import read_pipeline_config, resolve_candidate
 
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    repo = repository.open()
     wd = WorkDir(work_dir).ensure()
     cid = candidate.id
-    if repo.exists(f"{cid}/{SKIP_FLAG}"):
+    layout = ImageLayout(cid)
+    if repo.exists(layout.skip_flag):
         return "ignored"
-    published = repo.exists(f"{cid}/{MARKER}")
+    published = repo.exists(layout.marker)
     manifest: ImageManifest | None = None
     if published:
         try:
-            manifest = ImageManifest.model_validate_json(repo.read_bytes(f"{cid}/{MANIFEST}"))
+            manifest = ImageManifest.model_validate_json(repo.read_bytes(layout.manifest))
         except FileNotFoundError:
             manifest = None  # published by toasty: no manifest, nothing to compare
     if manifest is not None and manifest.source_id != candidate.source_id:
@@ -143,12 +133,13 @@ def fetch_image(
 def _download_into(candidate: Candidate, part: Path, wd: WorkDir) -> None:
     """The candidate's image, its record and its download facts into the ``.partial``
     folder ``part``."""
-    from astroflow.storage.sources import download
+    from astroflow.storage.ingest.sources import download, reads_local_files
 
+    local_allowed = reads_local_files(candidate.source_type)
     cid = candidate.id
     image_path = part / f"image.{candidate.image_ext}"
     is_http = candidate.image_url.lower().startswith(("http://", "https://"))
-    if not is_http and candidate.source_type not in LOCAL_SOURCES:
+    if not is_http and not local_allowed:
         raise ProcessingError(
             f"{candidate.image_url[:200]!r} is not an http(s) URL: a {candidate.source_type} "
             "source may not name local files"
@@ -165,7 +156,7 @@ def _download_into(candidate: Candidate, part: Path, wd: WorkDir) -> None:
     else:
         sha, nbytes = download(candidate.image_url, image_path)
     if candidate.wcs_url:
-        if candidate.source_type not in LOCAL_SOURCES:
+        if not local_allowed:
             raise ProcessingError(
                 f"a {candidate.source_type} source may not name a WCS sidecar "
                 f"({candidate.wcs_url[:200]!r})"
@@ -175,8 +166,6 @@ def _download_into(candidate: Candidate, part: Path, wd: WorkDir) -> None:
     write_json_atomic(part / "download.json", {"sha256": sha, "bytes": nbytes})
 
 
-# Sources whose images are files the operator configured (not names a feed chose).
-LOCAL_SOURCES = frozenset({"folder", "workspace"})
 _REMOTES: dict[tuple[Path, bool], Any] = {}
 _REMOTES_LOCK = threading.Lock()
 
@@ -216,7 +205,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 
 def _pending_version(folder: Path) -> str | None:
-    for name in (CANDIDATE_FILE, MANIFEST):
+    for name in (CANDIDATE_FILE, ImageLayout.MANIFEST):
         path = folder / name
         if path.exists():
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -271,7 +260,7 @@ def process_image(
         part.mkdir(parents=True)
         tiles = study_tiles(image, plain_mean=box_reduce_2x2)
         count, _ = write_tiles(tiles, part, workers=workers, png_level=png_level)
-        write_thumbnail(image, part / "thumb.jpg", thumbnail_box(width, height))
+        write_thumbnail(image, part / ImageLayout.THUMBNAIL, thumbnail_box(width, height))
         loaded.close()  # a FITS input is read band by band from the open file
         folder = study_folder(
             place,
@@ -285,7 +274,7 @@ def process_image(
         rel, absolute = index_documents(
             folder, f"{publish_url_prefix}{image_id}/", candidate.last_updated
         )
-        (part / "index_rel.wtml").write_bytes(rel)
+        (part / ImageLayout.INDEX_REL).write_bytes(rel)
         manifest = ImageManifest(
             id=image_id,
             source_type=candidate.source_type,
@@ -302,8 +291,10 @@ def process_image(
             ignored_avm=loaded.ignored,
             astroflow_version=astroflow_version(),
         )
-        (part / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        (part / MARKER).write_bytes(absolute)
+        (part / ImageLayout.MANIFEST).write_text(
+            manifest.model_dump_json(indent=2), encoding="utf-8"
+        )
+        (part / ImageLayout.MARKER).write_bytes(absolute)
     except BaseException as exc:
         if loaded is not None:
             loaded.close()
@@ -374,31 +365,131 @@ def _wcs_header(
 # -- publish --------------------------------------------------------------------------------
 
 
-def publish_image(
-    image_id: str, repository: str, work_dir: str, azure_conn_env: str | None = None
-) -> PutTreeResult:
+def publish_image(image_id: str, repository: RepositoryRef, work_dir: str) -> PutTreeResult:
     """Upload ``out_todo/<id>`` to ``<id>/`` (``index.wtml`` last), then move it to
     ``out_done``."""
-    from astroflow.storage.repository import open_repository
-
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    repo = repository.open()
     wd = WorkDir(work_dir)
-    result = repo.put_tree(wd.path("out_todo", image_id), image_id, marker=MARKER)
+    result = repo.put_tree(wd.path("out_todo", image_id), image_id, marker=ImageLayout.MARKER)
     wd.move("out_todo", "out_done", image_id)
     return result
 
 
-def read_published_place(
-    image_id: str, repository: str, azure_conn_env: str | None = None
-) -> PlaceEntry | None:
+def read_published_place(image_id: str, repository: RepositoryRef) -> PlaceEntry | None:
     """The Place of ``<id>/index.wtml``, or None when the image has no marker (unpublished)."""
-    from astroflow.storage.repository import open_repository
-
-    repo = open_repository(repository, azure_conn_env=azure_conn_env)
+    repo = repository.open()
     try:
-        data = repo.read_bytes(f"{image_id}/{MARKER}")
+        data = repo.read_bytes(ImageLayout(image_id).marker)
     except FileNotFoundError:
         return None
     if not data.strip():
         return None
     return read_place(image_id, data)
+
+
+# -- the work folder and the repository, around the stages -------------------------------------
+
+
+def open_stage(work_dir: str, clean: str, listed: str | None = None) -> list[str]:
+    """Make the work folder, remove the ``.partial`` folders of stage ``clean`` (left by a
+    killed run) and return the ids waiting in stage ``listed`` (none when not given)."""
+    wd = WorkDir(work_dir).ensure()
+    wd.clean_partials(clean)
+    return wd.ids(listed) if listed else []
+
+
+def record_rejects(work_dir: str, found: list[Reject]) -> None:
+    """Add the candidates a source rejected (with the reason) to the work folder's record
+    (``astroflow ignore-rejects`` writes their ``skip.flag`` from it)."""
+    wd = WorkDir(work_dir)
+    rejects = wd.rejects()
+    for reject in found:
+        rejects[reject.id] = reject
+    wd.save_rejects(rejects)
+
+
+def write_root_index(
+    repository: RepositoryRef, places: list[PlaceEntry], folder_name: str, thumbnail_url: str
+) -> None:
+    """The repository's root ``index.wtml``: every place, newest first."""
+    from astroflow.storage.ingest.wtml import root_index
+
+    repository.open().write_bytes(
+        ImageLayout.ROOT_INDEX, root_index(places, folder_name, thumbnail_url)
+    )
+
+
+def write_skip_flag(repository: RepositoryRef, image_id: str, reason: str) -> str:
+    """``<id>/skip.flag`` holding ``reason``: the image is never fetched again."""
+    repository.open().write_text(ImageLayout(image_id).skip_flag, reason.rstrip("\n") + "\n")
+    return image_id
+
+
+def reject_in_review(repository: RepositoryRef, work_dir: str, image_id: str, reason: str) -> str:
+    """An image rejected in review: its ``skip.flag`` (with the reason) in the repository,
+    its processed folder moved to ``out_rejected``, its decision forgotten."""
+    write_skip_flag(repository, image_id, f"rejected in review: {reason}")
+    wd = WorkDir(work_dir)
+    wd.move("out_todo", "out_rejected", image_id)
+    wd.forget_decision(image_id)
+    return image_id
+
+
+def open_review(work_dir: str) -> list[str]:
+    """Turn review on for the work folder (publish then takes approved images only) and
+    return the processed images waiting for a decision."""
+    wd = WorkDir(work_dir).ensure()
+    wd.enable_review()
+    decided = wd.decisions()
+    return [i for i in wd.ids("out_todo") if i not in decided]
+
+
+def record_decisions(work_dir: str, decisions: list[ReviewDecision]) -> list[ReviewDecision]:
+    """Record operators' verdicts (``review/<id>.json``)."""
+    wd = WorkDir(work_dir)
+    for decision in decisions:
+        wd.decide(decision)
+    return decisions
+
+
+def ensure_source(
+    repository: RepositoryRef,
+    source_type: str,
+    section: dict[str, Any],
+    publish_url_prefix: str,
+    folder_name: str,
+) -> bool:
+    """Write the repository's pipeline config for a ``source_type`` source (its config
+    ``section``) if it has none; refuse a config of another source type (it belongs to another
+    pipeline). Returns whether it was written.
+
+    Raises
+    ------
+    ConfigError
+        When the repository's config names another source type.
+    """
+    import yaml
+
+    from astroflow.models.errors import ConfigError
+    from astroflow.models.ingest import CONFIG_FILE
+    from astroflow.storage.ingest.sources import read_pipeline_config
+
+    repo = repository.open()
+    if repo.exists(CONFIG_FILE):
+        config = read_pipeline_config(repo)
+        if config.source_type != source_type:
+            raise ConfigError(
+                f"{repo.url}/{CONFIG_FILE} has source_type {config.source_type!r}; this flow "
+                f"needs a repository whose source is {source_type!r}"
+            )
+        return False
+    repo.ensure()
+    config = {
+        "source_type": source_type,
+        "publish_url_prefix": publish_url_prefix,
+        "folder_name": folder_name,
+        "folder_thumbnail_url": "",
+        source_type: section,
+    }
+    repo.write_text(CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    return True

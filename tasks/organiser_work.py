@@ -10,11 +10,11 @@ from astroflow.models.errors import ErrorReport, ProcessingError
 from astroflow.models.organiser import FrameInfo, SofPlan
 from astroflow.models.rules import RuleSet
 from astroflow.processing.organiser import frame_info, match_calibrations, plan_sets
-from astroflow.storage import catalog
 from astroflow.storage.database import Database
 from astroflow.storage.files import write_bytes_atomic
-from astroflow.storage.headers import read_header
-from astroflow.storage.inventory import (
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.headers import read_header
+from astroflow.storage.organiser.inventory import (
     FileStat,
     move_to,
     raw_files,
@@ -23,7 +23,7 @@ from astroflow.storage.inventory import (
     stat,
     uncompress_root,
 )
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.organiser.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

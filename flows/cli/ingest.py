@@ -31,10 +31,10 @@ def repo_check(
 ) -> None:
     """Open a repository, list its top level, and report reachability and write permission."""
     from astroflow.models.errors import AstroflowError
-    from astroflow.storage import open_repository
+    from astroflow.storage.ingest.repository_ref import RepositoryRef
 
     try:
-        repo = open_repository(url, azure_conn_env=azure_conn_env)
+        repo = RepositoryRef.of(url, azure_conn_env).open()
     except AstroflowError as exc:
         raise fail(str(exc)) from None
     result = repo.check()
@@ -173,7 +173,7 @@ def ignore_rejects_cmd(
 def review_cmd(repo: Repo, workdir: WorkDirArg) -> None:
     """List the processed images waiting for review, with their decisions."""
     from astroflow.flows import review
-    from astroflow.storage.workdir import WorkDir
+    from astroflow.storage.ingest.workdir import WorkDir
 
     wd = WorkDir(workdir)
     decisions = wd.decisions()
@@ -194,13 +194,13 @@ def _decision(decision: Any) -> str:
 
 def _decide(workdir: str, ids: list[str], decision: str, reason: str) -> None:
     from astroflow.models.ingest import ReviewDecision
-    from astroflow.storage.workdir import WorkDir
+    from astroflow.tasks.ingest_work import record_decisions
 
-    wd = WorkDir(workdir)
     for image_id in ids:
         run_stage(
-            wd.decide,
-            decision=ReviewDecision(image_id=image_id, decision=decision, reason=reason),
+            record_decisions,
+            work_dir=workdir,
+            decisions=[ReviewDecision(image_id=image_id, decision=decision, reason=reason)],
         )
         typer.echo(f"{image_id}: {decision}")
 

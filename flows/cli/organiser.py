@@ -94,7 +94,7 @@ def session_refresh(
 
 
 def _workspace(path: str, writable: bool = False) -> Any:
-    from astroflow.storage.workspace import Workspace
+    from astroflow.storage.organiser.workspace import Workspace
 
     return Workspace.open(path, writable=writable)
 
@@ -154,7 +154,7 @@ def list_raw(
     as_json: Json = False,
 ) -> None:
     """Raw frames (keys: file, type, night, binning, filter, exptime, gain, readout, mjd)."""
-    from astroflow.storage import catalog
+    from astroflow.storage.organiser import catalog
 
     _, db, name = _opened(workspace, session)
     frames = sorted(catalog.load_frames(db).items())
@@ -198,7 +198,7 @@ def list_obs(
     workspace: WorkspaceArg, band: FilterOpt = None, night: NightOpt = None, as_json: Json = False
 ) -> None:
     """Science observations (keys: file, object, night, filter, exptime, mjd)."""
-    from astroflow.storage import catalog
+    from astroflow.storage.organiser import catalog
 
     _, db, _ = _opened(workspace)
     frames = sorted(catalog.load_frames(db).items(), key=lambda kv: kv[1][1].mjd_obs)
@@ -222,7 +222,7 @@ def list_sets(
     workspace: WorkspaceArg, recipe: RecipeOpt = None, night: NightOpt = None, as_json: Json = False
 ) -> None:
     """Predicted recipe input sets (keys: name, recipe, night, frames, complete, reason)."""
-    from astroflow.storage import catalog
+    from astroflow.storage.organiser import catalog
 
     _, db, _ = _opened(workspace)
     sets, _ = catalog.load_plan(db)
@@ -252,7 +252,7 @@ def list_products(
 ) -> None:
     """Predicted products with their status in a session (keys: name, recipe, tag, night,
     path, status: pass, fail, running, interrupted or - for not made)."""
-    from astroflow.storage import catalog
+    from astroflow.storage.organiser import catalog
 
     _, db, name = _opened(workspace, session)
     status = {
@@ -288,7 +288,7 @@ def list_sofs(
 ) -> None:
     """Set-of-files entries of a session (keys: sof, recipe, file, tag, complete)."""
     from astroflow.models.rules import load_rules
-    from astroflow.storage import catalog
+    from astroflow.storage.organiser import catalog
 
     ws, db, name = _opened(workspace, session)
     science_recipes: set[str] = set()
@@ -337,7 +337,7 @@ def calibrate_cmd(
 @app.command("qc")
 def qc_cmd(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
     """QC values of a session's products judged against the ranges in force now."""
-    from astroflow.storage import catalog
+    from astroflow.storage.organiser import catalog
 
     ws, db, name = _opened(workspace, session)
     ranges = run_stage(ws.qc_ranges, session=name) if name else {}

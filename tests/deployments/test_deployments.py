@@ -248,7 +248,7 @@ def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_p
     finished process-night run in the Prefect UI, clicks its Artifacts tab and finds the
     report's product table, the failed master flat in it."""
     from astroflow.processing.synthetic import night_frames
-    from astroflow.storage.frames import write_raw_frame
+    from astroflow.storage.organiser.frames import write_raw_frame
 
     env = prefect_server
     ws, repo = tmp_path / "ws", tmp_path / "repo"

@@ -12,8 +12,8 @@ from astropy.stats import sigma_clip
 
 from astroflow.flows.cascade import calibration_cascade
 from astroflow.flows.organiser import prepare_workspace
-from astroflow.storage import catalog
 from astroflow.storage.database import Database
+from astroflow.storage.organiser import catalog
 from tests.lossy_api import LossyApi
 from tests.organiser_data import make_workspace
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from astroflow.flows.organiser import prepare_workspace
-from astroflow.storage import catalog
 from astroflow.storage.database import Database
 from astroflow.storage.files import TEMP_GLOB
+from astroflow.storage.organiser import catalog
 from tests.conftest import ROOT
 from tests.organiser_data import make_workspace
 

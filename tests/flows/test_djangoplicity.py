@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 from wwt_data_formats.folder import Folder
 
 from astroflow.flows.ingest import ignore_rejects, ingest_images, stage_sections
-from astroflow.models.ingest import MANIFEST, ImageManifest
+from astroflow.models.ingest import ImageManifest
+from astroflow.storage.ingest.layout import ImageLayout
 from tests.djangoplicity_archive import FakeArchive, bytes_repr
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
@@ -110,7 +111,9 @@ def test_djangoplicity_archive_ingests_as_toasty_places_it(
         for name in IMAGESET_FIELDS:
             got, want = getattr(ours_set, name), getattr(theirs_set, name)
             assert _same(got, want), (image_id, name, got, want)
-        manifest = ImageManifest.model_validate_json((repo_dir / image_id / MANIFEST).read_text())
+        manifest = ImageManifest.model_validate_json(
+            (repo_dir / image_id / ImageLayout.MANIFEST).read_text()
+        )
         assert manifest.wcs_source == "feed"
     heic = Folder.from_file(str(repo_dir / "heic2405a" / "index_rel.wtml")).children[0]
     assert heic.name == TITLE  # the bytes repr decoded

@@ -29,10 +29,10 @@ from astroflow.flows.ingest import (
     publish_images,
     reindex_repository,
 )
-from astroflow.models.ingest import MANIFEST
 from astroflow.processing.tiling import count_tiles
 from astroflow.processing.wcs import header_from_wcs, orient_top_down, study_geometry
-from astroflow.storage.repository import open_repository
+from astroflow.storage.ingest.layout import ImageLayout
+from astroflow.storage.ingest.repository import RepositoryRef, open_repository
 from tests.conftest import AZURE_ENV
 from tests.imagedata import tan_wcs, write_avm_jpeg, write_fits
 
@@ -182,7 +182,7 @@ def test_rerun_does_no_work_and_changed_source_is_reingested(tmp_path: Path, sou
     assert fetch.new == ("m42_field",)
     assert process.done == ("m42_field",)
     assert publish.done == ("m42_field",)
-    manifest = json.loads((repo_dir / "m42_field" / MANIFEST).read_text())
+    manifest = json.loads((repo_dir / "m42_field" / ImageLayout.MANIFEST).read_text())
     assert manifest["last_updated"].startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(later)))
 
 
@@ -193,7 +193,7 @@ def test_id_the_repository_holds_for_another_source_is_not_refetched(
     _config(repo_dir, str(source["dir"]))
     ingest_images(str(repo_dir), str(work))
     assert "andromeda" in _published(repo_dir)
-    before = (repo_dir / "andromeda" / MANIFEST).read_text()
+    before = (repo_dir / "andromeda" / ImageLayout.MANIFEST).read_text()
     other = tmp_path / "other"
     other.mkdir()
     (other / "Andromeda.png").write_bytes((source["dir"] / "andromeda.png").read_bytes())
@@ -203,7 +203,7 @@ def test_id_the_repository_holds_for_another_source_is_not_refetched(
     assert report.inputs == ("andromeda",)
     assert "already holds for" in report.message
     assert "Andromeda.png" in report.message
-    assert (repo_dir / "andromeda" / MANIFEST).read_text() == before  # untouched
+    assert (repo_dir / "andromeda" / ImageLayout.MANIFEST).read_text() == before  # untouched
 
 
 def test_skip_flag_is_never_fetched(tmp_path: Path, source: dict) -> None:
@@ -226,7 +226,7 @@ def test_folder_ingest_to_azurite(
     config = tmp_path / "cfg"
     _config(config, str(src))
     url = f"az://{azure_container}/wwt"
-    repo = open_repository(url, azure_conn_env=AZURE_ENV)
+    repo = open_repository(RepositoryRef(url=url, credential_env=AZURE_ENV))
     repo.write_bytes(
         "toasty-pipeline-config.yaml", (config / "toasty-pipeline-config.yaml").read_bytes()
     )
@@ -434,7 +434,7 @@ def test_publish_to_a_dead_azure_endpoint_stops_and_publishes_nothing(
     monkeypatch.setenv("DYING_AZ", own_azurite.conn)
     BlobServiceClient.from_connection_string(own_azurite.conn).create_container("night")
     url = "az://night/wwt"
-    repo = open_repository(url, azure_conn_env="DYING_AZ")
+    repo = open_repository(RepositoryRef(url=url, credential_env="DYING_AZ"))
     repo.write_text(
         "toasty-pipeline-config.yaml",
         f"source_type: folder\npublish_url_prefix: https://x.org/\nfolder_name: N\n"
@@ -679,7 +679,7 @@ def test_sidecars_place_pictures_as_toasty_and_press_avm_is_read(
     assert "aspect ratio" in odd.message
     assert "odd.jpg" in odd.message
     manifests = {
-        i: json.loads((repo_dir / i / MANIFEST).read_text())
+        i: json.loads((repo_dir / i / ImageLayout.MANIFEST).read_text())
         for i in ("m101", "ngc5128", "gemini", "lone_wcs")
     }
     assert manifests["m101"]["wcs_source"] == "sidecar"

@@ -81,7 +81,7 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
 
     from astroflow.flows.night import process_night
     from astroflow.processing.synthetic import night_frames
-    from astroflow.storage.frames import write_raw_frame
+    from astroflow.storage.organiser.frames import write_raw_frame
 
     workspace, repository = tmp_path / "ws", tmp_path / "repo"
     workspace.mkdir()

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from astroflow.flows.cli import app
 from astroflow.flows.organiser import prepare_workspace
 from astroflow.models.errors import ConfigError, InvalidKeyError
-from astroflow.storage import catalog
 from astroflow.storage.database import Database
-from astroflow.storage.workspace import Workspace
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.workspace import Workspace
 from tests.organiser_data import make_workspace
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]

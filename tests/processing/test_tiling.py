@@ -150,7 +150,7 @@ def test_thumbnail_box_aspect(w: int, h: int) -> None:
 
 @pytest.mark.parametrize("channels", [2, 4], ids=["grey-alpha", "rgba"])
 def test_pillow_box_reducer_gives_the_numpy_means(channels: int, rng: np.random.Generator) -> None:
-    from astroflow.storage.images import box_reduce_2x2
+    from astroflow.storage.ingest.images import box_reduce_2x2
 
     block = rng.integers(0, 256, (64, 96, channels), dtype=np.uint8)
     block[:20, :, -1] = 255

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from astroflow.storage import catalog
 from astroflow.storage.database import MIGRATIONS, Database
+from astroflow.storage.organiser import catalog
 
 
 def test_upgrade_to_claims_as_rows_moves_them_out_of_the_messages(tmp_path: Path) -> None:
