@@ -18,25 +18,24 @@ from astroflow.flows.runners import make_task_runner
 from astroflow.models.cascade import CascadeSummary, RecipeInput, RecipeResult
 from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.rules import load_rules
-from astroflow.processing.organiser import match_calibrations
 from astroflow.storage.disk import require_free
 from astroflow.storage.organiser import catalog
-from astroflow.storage.organiser.frames import sweep_pixel_caches
 from astroflow.storage.organiser.headers import image_pixels
 from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.cascade import recipe_task
-from astroflow.tasks.recipes import check_recipes
+from astroflow.tasks.organiser import open_session_task, refresh_sofs_task
+from astroflow.tasks.recipes import declared_qc, rules_recipes
 
 
-def estimated_bytes(inputs: list[RecipeInput]) -> int:
-    """What a level of the cascade writes, at most: each product not made yet (float32; a
-    reduced frame with its variance and mask planes) and the pixel cache of its frames."""
+def estimated_bytes(inputs: list[RecipeInput], planes: int = 1) -> int:
+    """What a level of the cascade writes, at most: each product not made yet (float32, its
+    ``planes`` images: a reduced frame with its variance and mask has 3) and the pixel cache
+    of its frames."""
     total = 0
     for inp in inputs:
         if not inp.raw or (Path(inp.product_path).exists() and not inp.overwrite):
             continue  # (an existing product is most likely up to date: skipped)
         pixels = image_pixels(Path(inp.raw[0]))
-        planes = 3 if inp.recipe == "reduce" else 1
         total += pixels * 4 * planes + (pixels * 4 * len(inp.raw) if inp.calibrations else 0)
     return total
 
@@ -49,8 +48,8 @@ def cascade_levels(
     ws = Workspace.open(workspace, writable=True)
     db = ws.database()
     rules = load_rules(ws.session_row(session).rules)
-    check_recipes(rules)
-    qc_ranges = ws.qc_ranges(session)
+    registered = rules_recipes(rules)
+    qc_ranges = ws.qc_ranges(session, declared_qc(rules))
     sets, products = catalog.load_plan(db)
     if not sets:
         raise ConfigError(f"{ws.root}: nothing predicted; run `astroflow prep` first")
@@ -61,11 +60,8 @@ def cascade_levels(
     incomplete: list[tuple[str, str]] = []
     substitutions: list[str] = []
     replaced: dict[str, tuple[str, ...]] = {}
-    root = ws.session_root(session)
     for recipe in rules.recipes:
-        sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
-        catalog.replace_sofs(db, session, sofs)
-        ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
+        sofs = refresh_sofs_task(ws.ref, rules, session)
         if recipe.name not in wanted:
             continue
         level = [s for s in sofs if s.recipe == recipe.name]
@@ -73,8 +69,7 @@ def cascade_levels(
         runnable = [s for s in level if s.complete]
         inputs = [
             RecipeInput(
-                workspace=str(ws.root),
-                db_url=ws.database_url,
+                workspace=ws.ref,
                 session=session,
                 recipe=recipe.name,
                 set_name=s.set_name,
@@ -100,7 +95,7 @@ def cascade_levels(
         ]
         require_free(
             ws.session_dir(session),
-            estimated_bytes(inputs),
+            estimated_bytes(inputs, 1 + len(registered[recipe.name].planes)),
             f"the {recipe.name} level ({len(inputs)} product(s))",
         )
         substitutions += [f"{s.set_name}: {sub}" for s in runnable for sub in s.substitutions]
@@ -112,7 +107,7 @@ def cascade_levels(
             len(inputs),
             len(level) - len(inputs),
         )
-        futures = recipe_task(recipe.name).map(inputs)
+        futures = recipe_task(registered[recipe.name]).map(inputs)
         done, level_errors = collect(futures, [i.product for i in inputs], recipe.name)
         results.extend(done.values())
         errors = errors + level_errors
@@ -136,9 +131,7 @@ def cascade_levels(
                     critical=False,
                 )
     # final SOFs reflect every status of this run
-    sofs = match_calibrations(sets, products, rules, catalog.statuses(db, session), root)
-    catalog.replace_sofs(db, session, sofs)
-    ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
+    refresh_sofs_task(ws.ref, rules, session)
     failed = {r.product for r in results if r.status == "fail"} | set(errors.failed_inputs())
     reasons = {r.product: r.message for r in results if r.status == "fail"}
     kinds: dict[str, Any] = {
@@ -205,8 +198,7 @@ def calibration_cascade(
     """
     ws = Workspace.open(workspace, writable=True)
     session = ws.resolve_session(session)
-    ws.ensure_session_dirs(session)
-    swept = sweep_pixel_caches(ws.session_dir(session))
+    swept = open_session_task(ws.ref, session)
     if swept:
         get_run_logger().info("removed %d pixel cache(s) left by killed runs", swept)
     runner = make_task_runner(task_runner)

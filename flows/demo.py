@@ -7,11 +7,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from astroflow.flows.night import NightSummary, process_night
-from astroflow.processing.render import RenderedRows, grey_to_rgba
-from astroflow.processing.synthetic import night_frames
 from astroflow.storage.organiser import catalog
-from astroflow.storage.organiser.frames import read_data, write_png, write_raw_frame
 from astroflow.storage.organiser.workspace import Workspace
+from astroflow.tasks.demo_work import make_demo_folders, write_preview
 
 
 class DemoReport(BaseModel):
@@ -29,13 +27,7 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     """Make (once) a synthetic two-night workspace in ``directory/workspace`` and run the
     night flow into the local repository ``directory/repository``."""
     root = Path(directory).expanduser().resolve()
-    workspace = root / "workspace"
-    repository = root / "repository"
-    if not workspace.exists():
-        workspace.mkdir(parents=True)
-        for frame in night_frames((size, size)):
-            write_raw_frame(workspace / frame.name, frame.data, frame.header)
-    repository.mkdir(parents=True, exist_ok=True)
+    workspace, repository = make_demo_folders(root, size)
     night = process_night(
         str(workspace),
         str(repository),
@@ -55,9 +47,7 @@ def run_demo(directory: str = "astroflow-demo", size: int = 256) -> DemoReport:
     preview = None
     reduced = sorted((ws.session_dir(session) / "reduced").rglob("*_RED.fits"))
     if reduced:
-        # rows flipped: FITS row 0 is the bottom of the picture
-        rgba = grey_to_rgba(RenderedRows(read_data(reduced[0])[::-1])[:, :])
-        preview = str(write_png(rgba, root / "preview.png"))
+        preview = str(write_preview(reduced[0], root / "preview.png"))
     return DemoReport(
         night=night,
         products=products,

@@ -12,13 +12,13 @@ from astroflow.models.rules import DEFAULT_RULESET, load_rules
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.organiser import (
+    begin_prepare_task,
     organise_new_frames_task,
     predict_task,
     sanity_check_task,
     uncompress_task,
     write_sofs_task,
 )
-from astroflow.tasks.organiser_work import forget_fingerprints
 from astroflow.tasks.recipes import check_recipes
 
 
@@ -41,21 +41,17 @@ def prepare_workspace(
     logger = get_run_logger()
     ws = Workspace.open(workspace, writable=True)
     db = ws.database()
-    session = ws.current_or_first_session(rules or DEFAULT_RULESET)
+    session = begin_prepare_task(ws.ref, rules or DEFAULT_RULESET, refresh)
     ruleset = load_rules(rules or ws.session_row(session).rules)
     check_recipes(ruleset)  # a rules file whose recipes cannot run is refused before anything
-    if refresh:
-        catalog.clear_inventory(db)
-        forget_fingerprints(ws)
-    root, url = str(ws.root), ws.database_url
-    _, failed = uncompress_task(root)
-    new, read_new, reports = organise_new_frames_task(root, url, ruleset)
-    added, removed, read_old, more = sanity_check_task(root, url, ruleset)
-    n_sets, incomplete, n_products, changed = predict_task(root, url, ruleset)
+    ref = ws.ref
+    _, failed = uncompress_task(ref)
+    new, read_new, reports = organise_new_frames_task(ref, ruleset)
+    added, removed, read_old, more = sanity_check_task(ref, ruleset)
+    n_sets, incomplete, n_products, changed = predict_task(ref, ruleset)
     written = 0
     for s in ws.sessions():
-        ws.ensure_session_dirs(s.name)
-        w, c = write_sofs_task(root, url, load_rules(s.rules) if s.rules else ruleset, s.name)
+        w, c = write_sofs_task(ref, load_rules(s.rules) if s.rules else ruleset, s.name)
         written += w
         changed = changed or c
     errors = ErrorStack(reports=tuple(reports + more))
@@ -131,6 +127,5 @@ def refresh_session(workspace: params.Workspace, session: params.Session = None)
     """
     ws = Workspace.open(workspace, writable=True)
     row = ws.session_row(session)
-    ws.ensure_session_dirs(row.name)
-    written, _ = write_sofs_task(str(ws.root), ws.database_url, load_rules(row.rules), row.name)
+    written, _ = write_sofs_task(ws.ref, load_rules(row.rules), row.name)
     return row.name, written

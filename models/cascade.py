@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+
+class WorkspaceRef(BaseModel):
+    """The handle of an organiser workspace: its folder and its database, as one value that
+    tasks receive (``astroflow.storage.organiser.workspace.Workspace.from_ref`` opens it).
+
+    Attributes
+    ----------
+    root
+        The workspace folder (absolute).
+    database_url
+        Its organiser database (SQLAlchemy URL; SQLite in the workspace by default).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path
+    database_url: str
 
 
 class RecipeInput(BaseModel):
@@ -12,8 +31,7 @@ class RecipeInput(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    workspace: str
-    db_url: str
+    workspace: WorkspaceRef
     session: str
     recipe: str
     set_name: str

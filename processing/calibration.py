@@ -120,6 +120,14 @@ def qc_science(science: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     }
 
 
+def within(value: float | None, bounds: tuple[float, float] | None) -> bool:
+    """The one QC judgement: ``lo <= value <= hi`` (inclusive); no range passes anything, a
+    missing or NaN value fails a range."""
+    if bounds is None:
+        return True
+    return value is not None and bounds[0] <= value <= bounds[1]
+
+
 def qc_failures(
     values: Mapping[str, float], ranges: Mapping[str, tuple[float, float]]
 ) -> list[str]:
@@ -133,6 +141,6 @@ def qc_failures(
         if name not in values:
             continue
         value = values[name]
-        if not (lo <= value <= hi):
+        if not within(value, (lo, hi)):
             bad.append(f"{name}={value:.6g} outside [{lo:g}, {hi:g}]")
     return bad

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from astroflow.processing.calibration import (
     qc_flat,
     qc_science,
     reduce_frame,
+    within,
 )
 from astroflow.processing.combine import clipped_mean, row_chunks
 from astroflow.storage.database import Database
@@ -45,7 +47,7 @@ from astroflow.storage.organiser.frames import (
     write_product,
 )
 from astroflow.storage.organiser.workspace import Workspace
-from astroflow.tasks.recipes import recipe_function
+from astroflow.tasks.recipes import Recipe, recipe_function
 
 log = logging.getLogger(__name__)
 HASH_KEY = "AF_INHSH"
@@ -164,7 +166,7 @@ def _combine_recipe(
         dropped += odd
         good_paths = [f.path for f in frames]
         if prepare is not None:
-            cache = PixelCache(Workspace.at(inp.workspace, inp.db_url).session_dir(inp.session))
+            cache = PixelCache(Workspace.from_ref(inp.workspace).session_dir(inp.session))
             try:
                 readers = []
                 for frame in list(frames):
@@ -227,7 +229,58 @@ def _flat(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], li
     return master, qc_flat(master), dropped, used
 
 
-RECIPES = {"mbias": _bias, "mdark": _dark, "mflat": _flat}
+@dataclass(frozen=True)
+class Product:
+    """What a recipe makes when its product is more than one image: the primary pixels, the
+    planes written after them as named extensions, header cards of its own, and the header
+    (of its raw frame) the product's header starts from."""
+
+    data: np.ndarray
+    planes: tuple[tuple[str, np.ndarray], ...] = ()
+    cards: dict[str, Any] = field(default_factory=dict)
+    base_header: Any = None
+
+
+def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
+    raw_path = Path(inp.raw[0])
+    raw = read_data(raw_path)
+    header = read_header(raw_path)
+    bias_path = _calib(inp, "MASTER_BIAS")
+    bias = _calib_data(inp, "MASTER_BIAS")
+    dark = _calib_data(inp, "MASTER_DARK")
+    flat = _calib_data(inp, "MASTER_FLAT")
+    if not (raw.shape == bias.shape == dark.shape == flat.shape):
+        raise CalibrationError(f"{raw_path.name}: shape {raw.shape} differs from calibrations")
+    ron = read_header(bias_path).get("QCRON")
+    ron = float(ron) if isinstance(ron, int | float) else 0.0
+    gain = float(header.get(inp.gain_key, 1.0) or 1.0)
+    exptime = _exptime(raw_path, inp.exptime_key)
+    saturation = float(header.get("SATURATE", 65000.0))
+    science, variance, mask = reduce_frame(raw, bias, dark, flat, exptime, gain, ron, saturation)
+    product = Product(
+        science,
+        planes=(("VARIANCE", variance), ("MASK", mask)),
+        cards={"BUNIT": ("adu", "bias, dark and flat corrected")},
+        base_header=header,
+    )
+    return product, qc_science(science, mask), [], [raw_path]
+
+
+MBIAS = Recipe("mbias", _bias, "Master bias: per-pixel sigma-clipped mean of the raw biases.")
+MDARK = Recipe(
+    "mdark", _dark, "Master dark (ADU/s): clipped mean of (raw - master bias) / exptime."
+)
+MFLAT = Recipe(
+    "mflat",
+    _flat,
+    "Master flat: clipped mean of bias/dark-corrected, median-normalised flats; median 1.",
+)
+REDUCE = Recipe(
+    "reduce",
+    _reduce,
+    "Reduced science frame with variance and mask planes.",
+    planes=("VARIANCE", "MASK"),
+)
 
 
 def run_recipe(inp: RecipeInput) -> RecipeResult:
@@ -238,7 +291,7 @@ def run_recipe(inp: RecipeInput) -> RecipeResult:
 
 
 def _run_recipe(inp: RecipeInput) -> RecipeResult:
-    db = Database(inp.workspace, inp.db_url)
+    db = Workspace.from_ref(inp.workspace).database()
     out = Path(inp.product_path)
     inputs = _all_inputs(inp)
     try:
@@ -288,11 +341,8 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
     ):
         return _wait_for_other(db, inp, out, fingerprint)
     try:
-        if inp.recipe == "reduce" and inp.function is None:
-            qc, dropped = _reduce(inp, out, fingerprint)
-        else:
-            master, qc, dropped, used = recipe_function(inp.recipe, inp.function)(inp)
-            _write_master(inp, out, master, qc, used, fingerprint)
+        product, qc, dropped, used = recipe_function(inp.recipe, inp.function)(inp)
+        _write_product(inp, out, product, qc, used, fingerprint)
     except (ProcessingError, CalibrationError) as exc:
         catalog.set_status(db, inp.session, inp.product, "fail", str(exc), inputs=fingerprint)
         raise
@@ -307,10 +357,6 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
 def _result(inp: RecipeInput, out: Path, **fields: Any) -> RecipeResult:
     """The result of ``inp``'s recipe, its product at ``out``."""
     return RecipeResult(product=inp.product, recipe=inp.recipe, path=str(out), **fields)
-
-
-def _within(value: float, bounds: tuple[float, float] | None) -> bool:
-    return bounds is None or bounds[0] <= value <= bounds[1]
 
 
 def _judge(
@@ -330,7 +376,7 @@ def _judge(
                 "value": (v if math.isfinite(v) else None),
                 "min": inp.qc_ranges.get(k, (None, None))[0],
                 "max": inp.qc_ranges.get(k, (None, None))[1],
-                "flag": not _within(v, inp.qc_ranges.get(k)),
+                "flag": not within(v, inp.qc_ranges.get(k)),
                 "unit": None,
                 "comment": None,
             }
@@ -431,43 +477,24 @@ def _provenance(
     return cards, history
 
 
-def _write_master(
+def _write_product(
     inp: RecipeInput,
     out: Path,
-    master: np.ndarray,
+    product: np.ndarray | Product,
     qc: dict[str, float],
     used: list[Path],
     fingerprint: str,
 ) -> None:
-    cards, history = _provenance(inp, used, fingerprint, qc)
-    write_product(out, master, cards, history)
-
-
-def _reduce(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, float], list[str]]:
-    raw_path = Path(inp.raw[0])
-    raw = read_data(raw_path)
-    header = read_header(raw_path)
-    bias_path = _calib(inp, "MASTER_BIAS")
-    bias = _calib_data(inp, "MASTER_BIAS")
-    dark = _calib_data(inp, "MASTER_DARK")
-    flat = _calib_data(inp, "MASTER_FLAT")
-    if not (raw.shape == bias.shape == dark.shape == flat.shape):
-        raise CalibrationError(f"{raw_path.name}: shape {raw.shape} differs from calibrations")
-    ron = read_header(bias_path).get("QCRON")
-    ron = float(ron) if isinstance(ron, int | float) else 0.0
-    gain = float(header.get(inp.gain_key, 1.0) or 1.0)
-    exptime = _exptime(raw_path, inp.exptime_key)
-    saturation = float(header.get("SATURATE", 65000.0))
-    science, variance, mask = reduce_frame(raw, bias, dark, flat, exptime, gain, ron, saturation)
-    qc = qc_science(science, mask)
-    cards, history = _provenance(inp, [raw_path], fingerprint, qc)
-    cards["BUNIT"] = ("adu", "bias, dark and flat corrected")
+    """The product file: its pixels (and planes), provenance, QC keywords and history."""
+    if not isinstance(product, Product):
+        product = Product(product)
+    cards, history = _provenance(inp, [Path(p) for p in used], fingerprint, qc)
+    cards.update(product.cards)
     write_product(
         out,
-        science,
+        product.data,
         cards,
         history,
-        extensions=[("VARIANCE", variance), ("MASK", mask)],
-        base_header=header,
+        extensions=list(product.planes),
+        base_header=product.base_header,
     )
-    return qc, []

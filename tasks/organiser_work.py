@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-from astroflow.models.errors import ErrorReport, ProcessingError
+from astroflow.models.cascade import WorkspaceRef
+from astroflow.models.errors import ConfigError, ErrorReport, ProcessingError
 from astroflow.models.organiser import FrameInfo, SofPlan
 from astroflow.models.rules import RuleSet
 from astroflow.processing.organiser import frame_info, match_calibrations, plan_sets
@@ -41,13 +43,13 @@ def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | Processing
     return out
 
 
-def uncompress(workspace: str) -> tuple[list[str], list[tuple[str, str]]]:
+def uncompress(workspace: WorkspaceRef) -> tuple[list[str], list[tuple[str, str]]]:
     """Uncompress ``.Z`` and ``.gz`` FITS in the workspace root."""
-    return uncompress_root(Path(workspace))
+    return uncompress_root(Path(workspace.root))
 
 
 def organise_new_frames(
-    workspace: str, db_url: str, rules: RuleSet
+    workspace: WorkspaceRef, rules: RuleSet
 ) -> tuple[int, int, list[ErrorReport]]:
     """Classify FITS files in the workspace root: raw frames to ``raw/<night>/`` (recorded),
     anything else to ``misc/`` (recorded as rejected, with the reason).
@@ -56,8 +58,8 @@ def organise_new_frames(
     -------
     added, headers_read, reports
     """
-    ws = Path(workspace)
-    db = Database(ws, db_url)
+    ws = Path(workspace.root)
+    db = Workspace.from_ref(workspace).database()
     paths = root_fits(ws)
     infos = _read_many(paths, rules)
     known = set(catalog.frame_stats(db))
@@ -99,7 +101,7 @@ def organise_new_frames(
 
 
 def sanity_check(
-    workspace: str, db_url: str, rules: RuleSet
+    workspace: WorkspaceRef, rules: RuleSet
 ) -> tuple[int, int, int, list[ErrorReport]]:
     """Make the table and ``raw/`` agree: drop rows whose files vanished, add (or re-read)
     files that are missing from the table or changed (by size and mtime).
@@ -108,8 +110,8 @@ def sanity_check(
     -------
     added, removed, headers_read, reports
     """
-    ws = Path(workspace)
-    db = Database(ws, db_url)
+    ws = Path(workspace.root)
+    db = Workspace.from_ref(workspace).database()
     known = catalog.frame_stats(db)
     on_disk = raw_files(ws)
     vanished = [p for p in known if p not in on_disk]
@@ -136,19 +138,19 @@ def sanity_check(
     return len(added), len(vanished), len(new), reports
 
 
-def predict(workspace: str, db_url: str, rules: RuleSet) -> tuple[int, int, int, bool]:
+def predict(workspace: WorkspaceRef, rules: RuleSet) -> tuple[int, int, int, bool]:
     """Group frames into sets and predict every product; store them (only when changed).
 
     Returns
     -------
     sets, incomplete, products, changed
     """
-    ws = Path(workspace)
-    db = Database(ws, db_url)
+    ws = Workspace.from_ref(workspace)
+    db = ws.database()
     fingerprint = _fingerprint(
-        db_url, rules.model_dump_json(), sorted(catalog.frame_stats(db).items())
+        ws.database_url, rules.model_dump_json(), sorted(catalog.frame_stats(db).items())
     )
-    stamp = Workspace.at(ws, db_url).state_dir() / "plan.fingerprint"
+    stamp = ws.state_dir() / "plan.fingerprint"
     if stamp.exists() and stamp.read_text() == fingerprint:
         n_sets, n_bad, n_products = catalog.plan_counts(db)
         if n_sets or not catalog.frame_stats(db):
@@ -185,12 +187,11 @@ def session_sofs(ws: Workspace, db: Database, rules: RuleSet, session: str) -> l
     )
 
 
-def write_session_sofs(
-    workspace: str, db_url: str, rules: RuleSet, session: str
-) -> tuple[int, bool]:
+def write_session_sofs(workspace: WorkspaceRef, rules: RuleSet, session: str) -> tuple[int, bool]:
     """Match calibrations for one session; store its SOF map and write its SOF files (only
     those whose bytes change). Returns (files written or removed, table changed)."""
-    ws = Workspace.at(workspace, db_url)
+    ws = Workspace.from_ref(workspace)
+    ws.ensure_session_dirs(session)
     db = ws.database()
     plan_stamp = ws.state_dir() / "plan.fingerprint"
     fingerprint = _fingerprint(
@@ -206,3 +207,76 @@ def write_session_sofs(
     written = ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
     _write_stamp(stamp, fingerprint)
     return written, changed
+
+
+def begin_prepare(workspace: WorkspaceRef, default_rules: str, refresh: bool) -> str:
+    """The session a prepare works for (the current one; the first, made with
+    ``default_rules``, in a new workspace); with ``refresh`` the inventory and the plan's
+    fingerprints are forgotten, so that every header is read again."""
+    ws = Workspace.from_ref(workspace)
+    session = ws.current_or_first_session(default_rules)
+    if refresh:
+        catalog.clear_inventory(ws.database())
+        forget_fingerprints(ws)
+    return session
+
+
+def refresh_session_sofs(workspace: WorkspaceRef, rules: RuleSet, session: str) -> list[SofPlan]:
+    """Match calibrations for a session from its statuses now, store its SOF map and write
+    its SOF files (the cascade, before each level and at the end); returns the SOFs."""
+    ws = Workspace.from_ref(workspace)
+    db = ws.database()
+    sofs = session_sofs(ws, db, rules, session)
+    catalog.replace_sofs(db, session, sofs)
+    ws.write_sofs(session, {s.set_name: s.text() for s in sofs})
+    return sofs
+
+
+def open_session(workspace: WorkspaceRef, session: str) -> int:
+    """Make the session's folders and remove the pixel caches killed runs left in it;
+    returns how many were removed."""
+    from astroflow.storage.organiser.frames import sweep_pixel_caches
+
+    ws = Workspace.from_ref(workspace)
+    ws.ensure_session_dirs(session)
+    return sweep_pixel_caches(ws.session_dir(session))
+
+
+def qc_table(workspace: WorkspaceRef, session: str) -> list[dict[str, Any]]:
+    """Every QC value of a session's products judged against the ranges in force now (the
+    shipped defaults, the recipes' declared ones, the session's ``qc.yaml``): one row per
+    product and metric (keys ``product``, ``recipe``, ``metric``, ``value``, ``lo``, ``hi``,
+    ``verdict``: ``pass``, ``fail``, or ``-`` for a metric with no range)."""
+    from astroflow.models.rules import load_rules
+    from astroflow.processing.calibration import within
+    from astroflow.tasks.recipes import declared_qc
+
+    ws = Workspace.from_ref(workspace)
+    try:
+        declared = declared_qc(load_rules(ws.session_row(session).rules))
+    except ConfigError:
+        declared = {}  # recipes no longer installed: the shipped ranges still judge
+    ranges = ws.qc_ranges(session, declared)
+    rows = []
+    for q in catalog.qc_rows(ws.database(), session):
+        bounds = ranges.get(q.recipe, {}).get(q.qc_name)
+        verdict = "-" if bounds is None else ("pass" if within(q.value, bounds) else "fail")
+        rows.append(
+            {
+                "product": q.product,
+                "recipe": q.recipe,
+                "metric": q.qc_name,
+                "value": q.value,
+                "lo": bounds[0] if bounds else None,
+                "hi": bounds[1] if bounds else None,
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def sof_files(path: Path) -> set[str]:
+    """The frames a SOF file lists (workspace-relative paths)."""
+    from astroflow.storage.organiser.workspace import read_sof
+
+    return {entry.path for entry in read_sof(path)}

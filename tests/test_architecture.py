@@ -187,3 +187,101 @@ def test_wheel_holds_the_astroflow_namespace_alone(tmp_path: Path) -> None:
         "astroflow/storage/migrations/versions/0002_remote_accepted_hash.py",
     ):
         assert data in names
+
+
+# Rooms inside storage/ and tasks/ that must not lean on each other: the organiser's code and
+# ingest's code meet only in the modules that bridge them (the ``workspace`` image source) and
+# in flows/.
+ROOMS = {
+    "organiser": [ROOT / "storage" / "organiser", ROOT / "tasks" / "organiser_work.py"],
+    "ingest": [ROOT / "storage" / "ingest", ROOT / "tasks" / "ingest_work.py"],
+}
+ROOM_MODULES = {
+    "organiser": ("astroflow.storage.organiser", "astroflow.tasks.organiser_work"),
+    "ingest": ("astroflow.storage.ingest", "astroflow.tasks.ingest_work"),
+}
+
+
+def _room_files(room: str) -> list[Path]:
+    return [
+        p for entry in ROOMS[room] for p in ([entry] if entry.is_file() else entry.rglob("*.py"))
+    ]
+
+
+@pytest.mark.parametrize(("room", "other"), [("organiser", "ingest"), ("ingest", "organiser")])
+def test_organiser_and_ingest_do_not_import_each_other(room: str, other: str) -> None:
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _room_files(room)
+        for name in _modules(path)
+        if name.startswith(ROOM_MODULES[other])
+    ]
+    assert _room_files(room), room  # the check sees files
+    assert not bad, "\n".join(bad)
+
+
+# Calls that write files or rows; a flow asks a task to make them.
+WRITERS = {
+    "write_bytes",
+    "write_text",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "atomic_write",
+    "save_rejects",
+    "decide",
+    "forget_decision",
+    "enable_review",
+    "move",
+    "commit",
+    "clean_partials",
+    "mkdir",
+    "unlink",
+    "rmtree",
+    "write_sofs",
+    "replace_sofs",
+    "replace_plan",
+    "set_status",
+    "add_qc",
+    "clear_inventory",
+    "ensure_session_dirs",
+    "put_tree",
+}
+
+
+def test_flows_do_not_write_files_or_rows() -> None:
+    """Flow modules orchestrate: every write happens in a task (or, for the command line's
+    own settings and sessions, behind a storage call the CLI makes through ``run_stage``)."""
+    offenders = []
+    for path in _files("flows"):
+        if "cli" in path.relative_to(ROOT).parts or path.name == "server.py":
+            continue  # the CLI and the local server's own state files
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        offenders += [
+            f"{path.relative_to(ROOT)}:{node.lineno} calls {node.func.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in WRITERS
+        ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_no_hand_kept_list_of_plugins() -> None:
+    """Sources, repository backends and recipes are found through entry points: the code
+    names no list of source types, URL schemes or built-in recipes."""
+    lists = {
+        "source types": {"astropix", "djangoplicity", "folder", "workspace"},
+        "repository schemes": {"file", "memory", "az", "abfs"},
+        "recipes": {"mbias", "mdark", "mflat", "reduce"},
+    }
+    bad = []
+    for path in [p for pkg in PACKAGES for p in _files(pkg)]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Set | ast.List | ast.Tuple | ast.Dict):
+                elts = node.keys if isinstance(node, ast.Dict) else node.elts
+                names = {e.value for e in elts if isinstance(e, ast.Constant)}
+                for what, known in lists.items():
+                    if len(names & known) >= 3:
+                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno} lists {what}")
+    assert not bad, "\n".join(bad)

@@ -12,7 +12,6 @@ from astroflow.flows.cli.common import (
     SessionOpt,
     WorkspaceArg,
     app,
-    fail,
     run_stage,
     table,
     task_runner,
@@ -160,11 +159,9 @@ def list_raw(
     frames = sorted(catalog.load_frames(db).items())
     in_sof: set[str] | None = None
     if sof is not None:
-        try:
-            lines = sof.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise fail(f"cannot read SOF file {sof}: {exc.strerror or exc}") from None
-        in_sof = {ln.split()[0] for ln in lines if ln.strip() and not ln.startswith("#")}
+        from astroflow.tasks.organiser_work import sof_files
+
+        in_sof = run_stage(sof_files, path=sof)
     done: set[str] = set()
     if unprocessed:
         statuses = catalog.statuses(db, name)
@@ -337,21 +334,19 @@ def calibrate_cmd(
 @app.command("qc")
 def qc_cmd(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
     """QC values of a session's products judged against the ranges in force now."""
-    from astroflow.storage.organiser import catalog
 
-    ws, db, name = _opened(workspace, session)
-    ranges = run_stage(ws.qc_ranges, session=name) if name else {}
+    from astroflow.tasks.organiser_work import qc_table
 
-    def verdict(recipe: str, metric: str, value: float | None) -> tuple[str, str]:
-        bounds = ranges.get(recipe, {}).get(metric)
-        if bounds is None:
-            return "", "-"
-        ok = value is not None and bounds[0] <= value <= bounds[1]
-        return f"[{bounds[0]:g}, {bounds[1]:g}]", "pass" if ok else "FAIL"
-
-    rows = []
-    for q in catalog.qc_rows(db, name):
-        shown_range, judged = verdict(q.recipe, q.qc_name, q.value)
-        value = "nan" if q.value is None else f"{q.value:.4g}"
-        rows.append([q.product, q.qc_name, value, shown_range, judged])
+    ws, _, name = _opened(workspace, session)
+    judged = run_stage(qc_table, workspace=ws.ref, session=name) if name else []
+    rows = [
+        [
+            q["product"],
+            q["metric"],
+            "nan" if q["value"] is None else f"{q['value']:.4g}",
+            "" if q["lo"] is None else f"[{q['lo']:g}, {q['hi']:g}]",
+            {"pass": "pass", "fail": "FAIL"}.get(q["verdict"], "-"),
+        ]
+        for q in judged
+    ]
     table(["product", "metric", "value", "range", "verdict"], rows)

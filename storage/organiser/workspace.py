@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from astroflow.models.cascade import WorkspaceRef
 from astroflow.models.errors import ConfigError
+from astroflow.models.organiser import SofLine
 from astroflow.models.rules import DEFAULT_RULESET
 from astroflow.models.tables import Session
 from astroflow.storage.database import Database, database_url
@@ -82,6 +84,16 @@ class Workspace:
         """The workspace at ``path`` without checking the folder (tasks, given a checked one)."""
         root = Path(path)
         return cls(root, url or database_url(root))
+
+    @classmethod
+    def from_ref(cls, ref: WorkspaceRef) -> Workspace:
+        """The workspace a handle names (tasks, given a checked one)."""
+        return cls(Path(ref.root), ref.database_url)
+
+    @property
+    def ref(self) -> WorkspaceRef:
+        """This workspace's handle (what flows give tasks)."""
+        return WorkspaceRef(root=self.root, database_url=self.database_url)
 
     def database(self) -> Database:
         """The migrated database (engines are shared per URL within a process)."""
@@ -222,10 +234,13 @@ class Workspace:
                 changed += 1
         return changed
 
-    def qc_ranges(self, session: str) -> dict[str, dict[str, tuple[float, float]]]:
-        """Acceptable QC ranges per recipe: the shipped defaults, overridden metric by metric
-        by the session's ``settings/qc.yaml`` (what it does not name keeps its default).
-        Bounds are inclusive.
+    def qc_ranges(
+        self, session: str, declared: dict[str, dict[str, tuple[float, float]]] | None = None
+    ) -> dict[str, dict[str, tuple[float, float]]]:
+        """Acceptable QC ranges per recipe: the shipped defaults and those the recipes declare
+        (``declared``: recipe -> metric -> range; plug-ins' metrics), overridden metric by
+        metric by the session's ``settings/qc.yaml`` (what it does not name keeps its
+        default). Bounds are inclusive.
 
         Raises
         ------
@@ -234,6 +249,8 @@ class Workspace:
             names), a non-numeric or an inverted range.
         """
         ranges = read_qc_file(QC_DEFAULTS, None)
+        for recipe, metrics in (declared or {}).items():
+            ranges[recipe] = {**metrics, **ranges.get(recipe, {})}
         path = self.qc_file(session)
         if path.exists():
             for recipe, metrics in read_qc_file(path, ranges).items():
@@ -291,4 +308,25 @@ def read_qc_file(
             if lo > hi:
                 raise ConfigError(f"{path}: {recipe}.{name} is inverted: [{lo:g}, {hi:g}]")
             out[recipe][name] = (lo, hi)
+    return out
+
+
+def read_sof(path: Path) -> list[SofLine]:
+    """The ``path  TAG`` lines of a SOF file (comments and blank lines left out).
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be read, naming it.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read SOF file {path}: {exc.strerror or exc}") from None
+    out = []
+    for line in lines:
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        out.append(SofLine(path=fields[0], tag=fields[1] if len(fields) > 1 else ""))
     return out
