@@ -400,11 +400,9 @@ def published_section(repo: RepositoryRef, ids: Sequence[str]) -> str:
     return "### Published images\n\n" + report.table(["image", "WTML", "thumbnail"], rows)
 
 
-def ignore_rejects(
-    repository: str, work_dir: str, azure_conn_env: str | None = None
-) -> tuple[list[str], ErrorStack]:
+def ignore_rejects(repository: str | RepositoryRef, work_dir: str) -> tuple[list[str], ErrorStack]:
     """Write ``<id>/skip.flag`` (holding the reason) for every recorded reject."""
-    repo = RepositoryRef.of(repository, azure_conn_env)
+    repo = RepositoryRef.of(repository)
     written: list[str] = []
     reports: list[ErrorReport] = []
     items = [(rid, f"{r.source_id}: {r.reason}") for rid, r in WorkDir(work_dir).rejects().items()]

@@ -51,21 +51,8 @@ def qc_value(value: float | None) -> str:
 
 
 def errors_section(errors: ErrorStack, title: str = "Failed inputs") -> str:
-    """Every report of the stack, critical ones first: input, step, what went wrong."""
-    if not errors:
-        return f"### {title}\n\n_none_\n"
-    ordered = sorted(errors.reports, key=lambda r: (not r.critical, r.step, r.inputs))
-    rows = [
-        (
-            ", ".join(r.inputs),
-            r.step,
-            f"{r.error_type}: {r.message}",
-            "yes" if r.critical else "no (dropped, the rest went on)",
-            "yes" if r.expected else "**no** (see the task run's log)",
-        )
-        for r in ordered
-    ]
-    return f"### {title}\n\n" + table(["input", "step", "error", "critical", "expected"], rows)
+    """Every report of the stack, critical ones first (:meth:`ErrorStack.to_markdown`)."""
+    return errors.to_markdown(title, level=3)
 
 
 def publish(key: str, title: str, headline: str, sections: Sequence[str]) -> str:

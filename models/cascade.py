@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from astroflow.models.rules import Detector
+
 
 class WorkspaceRef(BaseModel):
     """The handle of an organiser workspace: its folder and its database, as one value that
@@ -46,6 +48,7 @@ class RecipeInput(BaseModel):
     gain_key: str = "GAIN"
     substitutions: tuple[str, ...] = ()
     function: str | None = None  # a plug-in recipe's "module:function" (rules YAML)
+    detector: Detector | None = None  # how to pre-process raw frames (rules YAML)
 
 
 class RecipeResult(BaseModel):
@@ -65,6 +68,47 @@ class RecipeResult(BaseModel):
     seconds: float = 0.0  # time spent in the recipe itself (reading, maths, writing)
 
 
+OutcomeKind = Literal[
+    "made", "skipped", "failed_qc", "failed_before", "failed_recipe", "incomplete"
+]
+
+
+class Outcome(BaseModel):
+    """What became of one product in one run of the cascade (a typed value; the reports
+    render it, nothing parses it back).
+
+    Attributes
+    ----------
+    kind
+        ``made``; ``skipped`` (exists, inputs unchanged); ``failed_qc`` (made, outside its QC
+        ranges: ``qc`` holds the values, ``reason`` which failed); ``failed_before`` (failed
+        before with the same inputs: not redone); ``failed_recipe`` (its recipe raised:
+        ``error_type`` and ``reason``); ``incomplete`` (its SOF lacks a calibration:
+        ``reason``).
+    substituted
+        ``"<used> replaces <failed> (failed)"`` for each calibration that stood in for a failed
+        one in its SOF.
+    dropped
+        Input frames its recipe left out, with the reasons.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    product: str
+    recipe: str
+    kind: OutcomeKind
+    reason: str = ""
+    error_type: str = ""
+    qc: dict[str, float] = {}
+    substituted: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.kind.startswith("failed")
+
+
 class CascadeSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -82,6 +126,29 @@ class CascadeSummary(BaseModel):
     substitutions: tuple[str, ...] = ()
     recipe_seconds: float = 0.0  # sum of the recipes' own time
     tasks: int = 0
+    outcomes: tuple[Outcome, ...] = ()  # every product of the run, as typed values
+
+    @classmethod
+    def of(cls, session: str, outcomes: list[Outcome]) -> CascadeSummary:
+        """The summary of a run from its outcomes (the lists and maps are views of them)."""
+        ran = [o for o in outcomes if o.kind != "incomplete"]
+        failed = [o for o in outcomes if o.failed]
+        kinds = {"failed_qc": "qc", "failed_recipe": "recipe", "failed_before": "unchanged"}
+        return cls(
+            session=session,
+            made=tuple(o.product for o in outcomes if o.kind == "made"),
+            skipped=tuple(o.product for o in outcomes if o.kind in ("skipped", "failed_before")),
+            failed=tuple(sorted(o.product for o in failed)),
+            reasons={o.product: o.reason for o in failed},
+            failure_kinds={o.product: kinds[o.kind] for o in failed},  # type: ignore[misc]
+            recipes={o.product: o.recipe for o in outcomes},
+            replaced={o.product: o.substituted for o in ran if o.substituted},
+            incomplete=tuple((o.product, o.reason) for o in outcomes if o.kind == "incomplete"),
+            substitutions=tuple(f"{o.product}: {sub}" for o in ran for sub in o.substituted),
+            recipe_seconds=sum(o.seconds for o in ran),
+            tasks=sum(o.kind != "failed_recipe" for o in ran),
+            outcomes=tuple(outcomes),
+        )
 
     def headline(self) -> str:
         """The run's story in one line: ``11 products: 8 made, 2 failed, 1 substituted``."""

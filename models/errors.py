@@ -254,16 +254,29 @@ class ErrorStack(BaseModel):
         lines.extend("\t".join(_cell(c) for c in row) for row in self._rows())
         return "\n".join(lines) + "\n"
 
-    def to_markdown(self, title: str = "Errors") -> str:
-        """A markdown section with the summary line and a table, ready for a Prefect artifact."""
-        head = f"## {title}\n\n"
+    def to_markdown(self, title: str = "Errors", level: int = 2) -> str:
+        """The one markdown rendering of the stack (artifacts and run reports): a heading of
+        ``level``, the summary line, and every report, critical ones first (input, step, what
+        went wrong, whether it was critical and expected)."""
+        head = f"{'#' * level} {title}\n\n"
         if not self.reports:
             return head + "No errors.\n"
-        first = self.summary().splitlines()[0]
-        out = [head + first + "\n"]
-        out.append("| " + " | ".join(self._COLUMNS) + " |")
-        out.append("|" + "---|" * len(self._COLUMNS))
-        out.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in self._rows())
+        ordered = sorted(self.reports, key=lambda r: (not r.critical, r.step, r.inputs))
+        columns = ("input", "step", "error", "critical", "expected")
+        rows = [
+            (
+                ", ".join(r.inputs),
+                r.step,
+                f"{r.error_type}: {r.message}",
+                "yes" if r.critical else "no (dropped, the rest went on)",
+                "yes" if r.expected else "**no** (see the task run's log)",
+            )
+            for r in ordered
+        ]
+        out = [head + self.summary().splitlines()[0] + "\n"]
+        out.append("| " + " | ".join(columns) + " |")
+        out.append("|" + "---|" * len(columns))
+        out.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
         return "\n".join(out) + "\n"
 
     def to_table(self) -> list[dict[str, str]]:

@@ -12,6 +12,16 @@ from astroflow.models.errors import ErrorStack
 CONFIG_FILE = "toasty-pipeline-config.yaml"
 
 
+def parse_timestamp(text: object) -> datetime | None:
+    """An ISO 8601 time (``Z`` or an offset; naive means UTC) as an aware datetime, or None
+    when it is empty or not one."""
+    try:
+        stamp = datetime.fromisoformat(str(text or "").strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 class PipelineConfig(BaseModel):
     """``toasty-pipeline-config.yaml`` at the repository root (toasty's keys; extra keys kept).
 

@@ -102,6 +102,7 @@ class SofPlan(BaseModel):
     reason: str = ""
     calibrations: tuple[str, ...] = ()  # product names used
     substitutions: tuple[str, ...] = ()  # "<used> replaces <failed> (failed)"
+    skipped: tuple[str, ...] = ()  # "<candidate>: <why>" (older than the recipe's max age)
 
     def text(self) -> str:
         """The SOF file: a comment header, then ``path  TAG`` lines."""
@@ -109,6 +110,7 @@ class SofPlan(BaseModel):
         if not self.complete:
             head.append(f"# INCOMPLETE: {self.reason}")
         head.extend(f"# SUBSTITUTED: {sub}" for sub in self.substitutions)
+        head.extend(f"# SKIPPED: {skip}" for skip in self.skipped)
         width = max((len(line.path) for line in self.lines), default=0)
         body = [f"{line.path.ljust(width)}  {line.tag}" for line in self.lines]
         return "\n".join(head + body) + "\n"

@@ -6,6 +6,7 @@ select another by name or path). Recipes are listed in cascade order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,88 @@ class CalibrationNeed(BaseModel):
         return value
 
 
+#: A detector property: a number, a FITS section literal (``'[4:13,1:520]'``), or the name of
+#: the header keyword that holds it (looked up in the frame's extension, then its primary).
+DetectorValue = float | str
+
+
+class Detector(BaseModel):
+    """How to pre-process an amplifier's or extension's raw pixels (IRAF/NOAO ``BIASSEC`` /
+    ``TRIMSEC`` / ``DATASEC``, ESO ``DET OUTi``...), before bias, dark and flat.
+
+    Each of ``overscan``, ``trim``, ``gain``, ``read_noise`` and ``saturation`` is a value or
+    the header keyword that holds it (a string starting with ``[`` is a section literal, any
+    other string a keyword). A property the header lacks is skipped, unless it is
+    ``required`` (then the frame fails with an error naming the frame and the keyword).
+
+    Attributes
+    ----------
+    overscan
+        Overscan section(s) (one per readout direction), in raw pixels.
+    overscan_axis
+        ``columns``: the strip is columns beside the image and gives one level per row
+        (ccdproc's ``overscan_axis=1``); ``rows``: a strip of rows, one level per column;
+        ``auto``: the strip's longer side runs along the readout direction.
+    overscan_method, overscan_order
+        ``median`` or ``mean`` of each row (column) of the strip; with an order, a
+        least-squares polynomial of that order fitted to them.
+    trim
+        The section of real data to keep (``TRIMSEC``, ``DATASEC``).
+    gain
+        e-/ADU (ESO's ``DET OUTi CONAD``); products are then in electrons.
+    read_noise
+        e-, for the variance.
+    saturation
+        ADU of the raw frame at or above which a pixel is saturated.
+    extensions
+        Overrides per extension name (``SCI``, ``CHIP1``...).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overscan: tuple[DetectorValue, ...] = ()
+    overscan_axis: Literal["columns", "rows", "auto"] = "auto"
+    overscan_method: Literal["median", "mean"] = "median"
+    overscan_order: int | None = Field(default=None, ge=0, le=9)
+    trim: DetectorValue | None = None
+    gain: DetectorValue | None = None
+    read_noise: DetectorValue | None = None
+    saturation: DetectorValue | None = None
+    required: tuple[Literal["overscan", "trim", "gain", "read_noise", "saturation"], ...] = ()
+    extensions: dict[str, dict[str, object]] = {}
+
+    @field_validator("overscan", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str | int | float) else value
+
+    def for_extension(self, name: str) -> Detector:
+        """The definition of extension ``name`` (its overrides applied)."""
+        extra = self.extensions.get(name) or self.extensions.get(name.upper())
+        if not extra:
+            return self
+        return Detector.model_validate(
+            {**self.model_dump(exclude={"extensions"}), **extra, "extensions": {}}
+        )
+
+
+class Site(BaseModel):
+    """Where the instrument is: the night of a frame starts at local noon there.
+
+    Attributes
+    ----------
+    longitude
+        Degrees east (west negative); without it the header's (``longitude_keywords``, then
+        ``OBSGEO-X/Y/Z``), then the ``ASTROFLOW_SITE_LONGITUDE`` setting, then the default
+        rule (the date of MJD - 15 h).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    longitude: float | None = Field(default=None, ge=-180, le=360)
+    longitude_keywords: tuple[str, ...] = ("OBSGEO-L", "LONGITUD", "SITELONG", "ESO TEL GEOLON")
+
+
 class Recipe(BaseModel):
     """One step of the cascade."""
 
@@ -84,6 +167,8 @@ class Recipe(BaseModel):
     min_frames: int = Field(1, ge=1)
     one_per_frame: bool = False
     needs: tuple[CalibrationNeed, ...] = ()
+    # calibrations of this recipe older (or younger) than this many days are never matched
+    max_age_days: float | None = Field(default=None, gt=0)
     # a plug-in recipe: "package.module:function"; without it, the built-in of this name or
     # a function registered under it in the `astroflow.recipes` entry-point group
     function: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -109,9 +194,28 @@ class RuleSet(BaseModel):
     classify: tuple[Classifier, ...]
     recipes: tuple[Recipe, ...]
     exptime_decimals: int = 2
+    # which frames these rules are for: header values that must all match (by token, case
+    # insensitive: INSTRUME, TELESCOP...); empty: every frame
+    instrument: dict[str, tuple[str, ...]] = {}
+    detector: Detector | None = None
+    site: Site = Site()
     # Header keywords that mark a reduced product, never a raw frame (astroflow's own AF_RECIP
     # always; e.g. ESO's "ESO PRO CATG"): such files go to misc/ with the reason.
     product_keywords: tuple[str, ...] = ("AF_RECIP",)
+
+    @field_validator("instrument")
+    @classmethod
+    def _lower(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return {
+            k.strip().upper(): tuple(v.strip().lower() for v in vals) for k, vals in value.items()
+        }
+
+    def claims(self, header: Mapping[str, object]) -> bool:
+        """Whether these rules are for a frame with this header (every ``instrument`` entry
+        matches one of its values, by token)."""
+        return all(
+            matches(header.get(keyword), allowed) for keyword, allowed in self.instrument.items()
+        )
 
     @field_validator("keywords")
     @classmethod
@@ -152,6 +256,22 @@ class RuleSet(BaseModel):
             if r.name == name:
                 return r
         raise KeyError(name)
+
+
+def tokens(value: object) -> tuple[str, ...]:
+    """A header value as the lower-case tokens a convention may list in it: the whole value,
+    then its comma-separated parts (ESO ``DPR TECH = 'IMAGE,JITTER'``)."""
+    if value is None:
+        return ()
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    text = text.strip().lower()
+    parts = tuple(p.strip() for p in text.split(",") if p.strip()) if "," in text else ()
+    return (text, *parts)
+
+
+def matches(value: object, allowed: tuple[str, ...]) -> bool:
+    """Whether a header value, or one of its tokens, is among ``allowed`` (lower case)."""
+    return any(t in allowed for t in tokens(value))
 
 
 RULESETS_DIR = Path(__file__).with_name("rulesets")

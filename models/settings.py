@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     azure_sdk_retries
         Retries of the Azure SDK itself per request (``ASTROFLOW_AZURE_SDK_RETRIES``, default
         0: the repository's own retries, with its circuit breaker, do the retrying).
+    site_longitude
+        Degrees east of the observatory (``ASTROFLOW_SITE_LONGITUDE``): where a night starts
+        at local noon when neither the rules nor a frame's header say (default: none, the
+        date of MJD - 15 h).
     """
 
     model_config = SettingsConfigDict(env_prefix="ASTROFLOW_", frozen=True)
@@ -66,6 +70,7 @@ class Settings(BaseSettings):
     azure_read_timeout: float = Field(default=20.0, gt=0)
     azure_sdk_retries: int = Field(default=0, ge=0)
     autostart_server: bool = True
+    site_longitude: float | None = Field(default=None, ge=-180, le=360)
 
 
 def environment_variable(name: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from astroflow.models.errors import ProcessingError
 from astroflow.models.organiser import FrameInfo, ProductPlan, SetPlan, SofLine, SofPlan
-from astroflow.models.rules import CalibrationNeed, RuleSet
+from astroflow.models.rules import CalibrationNeed, RuleSet, matches
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 NIGHT_OFFSET_DAYS = 15.0 / 24.0  # night = date of (MJD-OBS - 15 h)
@@ -33,9 +33,74 @@ def mjd_from_isot(text: str) -> float:
     return (stamp - MJD_EPOCH) / timedelta(days=1)
 
 
-def night_of(mjd: float) -> str:
-    """The night a frame belongs to: the date of ``MJD - 15 h`` (ISO)."""
-    return (MJD_EPOCH + timedelta(days=mjd - NIGHT_OFFSET_DAYS)).date().isoformat()
+def night_of(mjd: float, longitude: float | None = None) -> str:
+    """The night a frame belongs to (ISO date of its evening).
+
+    At a site of known ``longitude`` (degrees east) a night runs from local noon to local
+    noon (mean solar time): the date of ``MJD + longitude / 360 - 12 h``. Without one, the
+    date of ``MJD - 15 h`` (local noon at longitude -45).
+    """
+    offset = NIGHT_OFFSET_DAYS if longitude is None else 0.5 - longitude / 360.0
+    return (MJD_EPOCH + timedelta(days=mjd - offset)).date().isoformat()
+
+
+def parse_longitude(value: Any) -> float | None:
+    """Degrees east in (-180, 180] from a header value: a number or a sexagesimal string
+    (``'-96:27:11.8008'``, ``'+149 03 42'``); None when it is neither."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        degrees = float(value)
+    else:
+        text = str(value).strip()
+        parts = re.split(r"[:\s]+", text)
+        try:
+            numbers = [float(p) for p in parts if p]
+        except ValueError:
+            return None
+        if not numbers or len(numbers) > 3:
+            return None
+        sign = -1.0 if text.startswith("-") else 1.0
+        degrees = sign * sum(abs(n) / 60**i for i, n in enumerate(numbers))
+    if not math.isfinite(degrees):
+        return None
+    degrees = math.fmod(degrees, 360.0)
+    if degrees > 180.0:
+        degrees -= 360.0
+    elif degrees <= -180.0:
+        degrees += 360.0
+    return degrees
+
+
+def site_longitude(
+    header: Mapping[str, Any], rules: RuleSet, default: float | None = None
+) -> float | None:
+    """The site's longitude for a frame: the rules', else its header's (the rules'
+    ``longitude_keywords``, then ``OBSGEO-X/Y``), else ``default`` (a setting)."""
+    if rules.site.longitude is not None:
+        return parse_longitude(rules.site.longitude)
+    for keyword in rules.site.longitude_keywords:
+        found = parse_longitude(header.get(keyword))
+        if found is not None:
+            return found
+    try:
+        x, y = float(header["OBSGEO-X"]), float(header["OBSGEO-Y"])
+    except (KeyError, TypeError, ValueError):
+        return default
+    if x == 0 and y == 0:
+        return default
+    return math.degrees(math.atan2(y, x))
+
+
+def header_keywords(rules: RuleSet) -> frozenset[str]:
+    """Every header keyword classifying a frame under ``rules`` reads."""
+    return (
+        frozenset(rules.keywords.values())
+        | frozenset(rules.product_keywords)
+        | frozenset(rules.instrument)
+        | frozenset(rules.site.longitude_keywords)
+        | {"OBSGEO-X", "OBSGEO-Y"}
+    )
 
 
 def _text(value: Any) -> str:
@@ -46,14 +111,30 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def frame_info(file: str, header: Mapping[str, Any], rules: RuleSet) -> FrameInfo:
+def frame_info(
+    file: str,
+    header: Mapping[str, Any],
+    rules: RuleSet,
+    default_longitude: float | None = None,
+) -> FrameInfo:
     """Classify one raw frame from its header.
+
+    Parameters
+    ----------
+    default_longitude
+        The site longitude (degrees east) when neither the rules nor the header give one.
 
     Raises
     ------
     ProcessingError
-        For a missing required keyword, an unparseable value, or a type no rule matches.
+        For a frame the rules are not for, a missing required keyword, an unparseable value,
+        or a type no rule matches.
     """
+    if not rules.claims(header):
+        shown = ", ".join(f"{k}={_text(header.get(k))!r}" for k in rules.instrument)
+        raise ProcessingError(
+            f"{file}: no rules claim it ({rules.name} is for another instrument: {shown})"
+        )
     for keyword in rules.product_keywords:
         if header.get(keyword) not in (None, ""):
             raise ProcessingError(
@@ -87,7 +168,7 @@ def frame_info(file: str, header: Mapping[str, Any], rules: RuleSet) -> FrameInf
         raise ProcessingError(f"{file}: MJD {mjd} or exposure time {exptime} is not valid")
     kind = None
     for rule in rules.classify:
-        if all(_text(values.get(f)).lower() in allowed for f, allowed in rule.match.items()):
+        if all(matches(values.get(f), allowed) for f, allowed in rule.match.items()):
             kind = rule.kind
             break
     if kind is None:
@@ -108,7 +189,7 @@ def frame_info(file: str, header: Mapping[str, Any], rules: RuleSet) -> FrameInf
         filter=_text(values.get("filter")),
         exptime=exptime,
         mjd_obs=mjd,
-        night=night_of(mjd),
+        night=night_of(mjd, site_longitude(header, rules, default_longitude)),
         object=_text(values.get("object")),
     )
 
@@ -280,6 +361,7 @@ def match_calibrations(
         reasons = [] if target.complete else [target.reason]
         used: list[str] = []
         substitutions: list[str] = []
+        skipped: list[str] = []
         for need in recipe.needs:
             index = (
                 need.recipe,
@@ -287,18 +369,35 @@ def match_calibrations(
                 tuple(target_keys.get(k, "") for k in need.match),
             )
             candidates = usable.get(index, [])
+            max_age = rules.recipe(need.recipe).max_age_days
+            aged: list[ProductPlan] = []
+            if max_age is not None and candidates:
+                aged = [p for p in candidates if abs(p.mjd - target.mjd) > max_age]
+                if aged:
+                    candidates = [p for p in candidates if abs(p.mjd - target.mjd) <= max_age]
+                    aged.sort(key=lambda p: abs(p.mjd - target.mjd))
+                    skipped += [
+                        f"{p.name}: {abs(p.mjd - target.mjd):.1f} d apart, more than "
+                        f"{need.recipe}'s max_age_days {max_age:g}"
+                        for p in aged[:3]
+                    ]
             if not candidates:
                 wanted = ", ".join(f"{k}={target.key(k)}" for k in need.match)
                 # only the candidates that matched this set, nearest first
                 failed = sorted(failed_usable.get(index, []), key=lambda p: _rank(need, target, p))
                 extra = f" (failed: {', '.join(p.name for p in failed[:3])})" if failed else ""
-                reasons.append(f"no {need.tag} with {wanted}{extra}")
+                old = " (older ones skipped: see SKIPPED)" if skipped else ""
+                reasons.append(f"no {need.tag} with {wanted}{extra}{old}")
                 continue
-            best = _nearest(need, target, candidates, sorted_cache, index)
+            if aged:  # a filtered list: the cache of the whole one does not apply
+                best = min(candidates, key=lambda p: _rank(need, target, p))
+            else:
+                best = _nearest(need, target, candidates, sorted_cache, index)
             failed_better = [
                 p
                 for p in failed_usable.get(index, [])
                 if _rank(need, target, p) < _rank(need, target, best)
+                and (max_age is None or abs(p.mjd - target.mjd) <= max_age)
             ]
             if failed_better:
                 ideal = min(failed_better, key=lambda p: _rank(need, target, p))
@@ -316,6 +415,7 @@ def match_calibrations(
                 reason="; ".join(reasons),
                 calibrations=tuple(used),
                 substitutions=tuple(substitutions),
+                skipped=tuple(skipped),
             )
         )
         product = by_set[target.name]

@@ -307,3 +307,30 @@ def pixel_to_sky(header: Mapping[str, Any], x: np.ndarray, y: np.ndarray) -> tup
     """0-based pixel positions to (RA, Dec) in degrees for a header, by astropy (the reference
     for tests and QA)."""
     return _astropy_wcs(header).pixel_to_world_values(x, y)
+
+
+#: Cards of a raw frame that describe its untrimmed pixels (stale once it is trimmed).
+RAW_SECTION_KEYWORDS = ("BIASSEC", "TRIMSEC", "DATASEC", "CCDSEC")
+
+
+def trimmed_header(header: Any, origin: tuple[int, int]) -> Any:
+    """A copy of a raw frame's header for its pixels cut from ``origin`` (0-based ``(x0,
+    y0)``): the WCS reference pixel shifted so that stars keep their sky positions
+    (``CRPIXi``, and the alternate WCSs' ``CRPIXia``), IRAF's ``LTV1``/``LTV2`` (physical to
+    image: ``LTVi`` decreases by the cut's start; ``LTMi_i`` set to 1 when absent), and the
+    raw frame's section keywords removed."""
+    out = header.copy()
+    x0, y0 = origin
+    for key in list(out.keys()):
+        if key.startswith("CRPIX1"):
+            out[key] = float(out[key]) - x0
+        elif key.startswith("CRPIX2"):
+            out[key] = float(out[key]) - y0
+    if x0 or y0 or "LTV1" in out:
+        out["LTV1"] = (float(out.get("LTV1", 0.0)) - x0, "physical to image offset, x")
+        out["LTV2"] = (float(out.get("LTV2", 0.0)) - y0, "physical to image offset, y")
+        out.setdefault("LTM1_1", 1.0)
+        out.setdefault("LTM2_2", 1.0)
+    for key in RAW_SECTION_KEYWORDS:
+        out.remove(key, ignore_missing=True, remove_all=True)
+    return out

@@ -14,7 +14,9 @@ from astroflow.models.errors import InvalidKeyError
 __all__ = ["safe_id", "validate_container_name", "validate_id", "validate_key"]
 
 _CONTAINER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+#: The characters of an id (image, session, cached data file): also what ``safe_id`` keeps.
+ID_CHARACTERS = "A-Za-z0-9._+-"
+_ID_RE = re.compile(rf"^[A-Za-z0-9][{ID_CHARACTERS}]{{0,127}}$")
 MAX_KEY_LENGTH = 1024
 
 
@@ -57,6 +59,12 @@ def validate_key(key: str, *, allow_root: bool = False) -> str:
     return key
 
 
+def is_valid_id(name: str) -> bool:
+    """Whether ``name`` is 1-128 characters of ``[A-Za-z0-9._+-]``, starting alphanumeric,
+    without ``..``."""
+    return isinstance(name, str) and bool(_ID_RE.match(name)) and ".." not in name
+
+
 def validate_id(image_id: str) -> str:
     """Check an image or session id: 1-128 chars of ``[A-Za-z0-9._+-]``, starting alphanumeric.
 
@@ -65,7 +73,7 @@ def validate_id(image_id: str) -> str:
     InvalidKeyError
         Naming the offending id.
     """
-    if not isinstance(image_id, str) or not _ID_RE.match(image_id) or ".." in image_id:
+    if not is_valid_id(image_id):
         raise InvalidKeyError(
             f"invalid id {str(image_id)[:80]!r}: ids are 1-128 characters of letters, digits, "
             "'.', '_', '+' and '-', starting with a letter or digit, without '..'"
@@ -79,7 +87,7 @@ def safe_id(text: str) -> str:
     Characters outside ``[A-Za-z0-9._+-]`` become ``_``; runs of dots are collapsed; the result
     is cut to 128 characters.
     """
-    cleaned = re.sub(r"[^A-Za-z0-9._+-]", "_", text)
+    cleaned = re.sub(rf"[^{ID_CHARACTERS}]", "_", text)
     cleaned = re.sub(r"\.{2,}", ".", cleaned).lstrip("._+-")[:128]
     return validate_id(cleaned)
 

@@ -24,6 +24,7 @@ from astroflow.models import astroflow_version
 from astroflow.models.cascade import RecipeInput, RecipeResult
 from astroflow.models.errors import CalibrationError, ProcessingError
 from astroflow.processing.calibration import (
+    MASK_SATURATED,
     dark_rate,
     flat_normalised,
     qc_bias,
@@ -35,6 +36,8 @@ from astroflow.processing.calibration import (
     within,
 )
 from astroflow.processing.combine import clipped_mean, row_chunks
+from astroflow.processing.preprocess import Geometry, Preprocessed, geometry, preprocess_frame
+from astroflow.processing.wcs import trimmed_header
 from astroflow.storage.database import Database
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.frames import (
@@ -201,32 +204,77 @@ def _combine_recipe(
     return master, dropped, good_paths
 
 
-def _bias(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], list[Path]]:
-    master, dropped, used = _combine_recipe(inp, None)
-    a = read_data(used[0]) if len(used) >= 2 else None
-    b = read_data(used[1]) if len(used) >= 2 else None
-    return master, qc_bias(master, a, b), dropped, used
+def _geometry(inp: RecipeInput, path: Path, header: Any, shape: tuple[int, ...]) -> Geometry:
+    """The rules' detector definition resolved against one raw frame's header."""
+    assert inp.detector is not None
+    detector = inp.detector.for_extension(str(header.get("EXTNAME", "PRIMARY")).strip())
+    return geometry(detector, header, path.name, (int(shape[0]), int(shape[1])))
 
 
-def _dark(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], list[Path]]:
-    bias = _calib_data(inp, "MASTER_BIAS")
-    master, dropped, used = _combine_recipe(
-        inp, lambda raw, path: dark_rate(raw, bias, _exptime(path, inp.exptime_key))
+def _preprocessed(inp: RecipeInput, raw: np.ndarray, path: Path) -> tuple[Preprocessed, Geometry]:
+    """A raw frame overscan-subtracted, trimmed and in electrons, as its rules say."""
+    assert inp.detector is not None
+    geo = _geometry(inp, path, read_header(path), raw.shape)
+    if inp.detector.gain is not None and geo.gain is None:  # (a named gain is required)
+        raise CalibrationError(f"{path.name}: no {inp.detector.gain} in its header (gain)")
+    done = preprocess_frame(raw, geo, inp.detector.overscan_method, inp.detector.overscan_order)
+    return done, geo
+
+
+def _electrons(inp: RecipeInput) -> Callable[[np.ndarray, Path], np.ndarray]:
+    """Each raw frame's pre-processing (overscan, trim, gain) when the rules describe the
+    detector; the frame as it is otherwise."""
+    if inp.detector is None:
+        return lambda raw, path: raw
+    return lambda raw, path: _preprocessed(inp, raw, path)[0].data.astype(np.float32)
+
+
+def _master(inp: RecipeInput, master: np.ndarray, used: list[Path]) -> np.ndarray | Product:
+    """A master with its unit and the pre-processing its frames had (HISTORY)."""
+    if inp.detector is None or not used:
+        return master
+    raw = read_data(used[0])
+    done, geo = _preprocessed(inp, raw, used[0])
+    unit = "electron" if geo.gain is not None else "adu"
+    return Product(
+        master,
+        cards={"BUNIT": (unit, "pre-processed, then combined")},
+        history=tuple(f"pre: {s}" for s in (*done.steps, *geo.sources)),
     )
-    return master, qc_dark(master), dropped, used
 
 
-def _flat(inp: RecipeInput) -> tuple[np.ndarray, dict[str, float], list[str], list[Path]]:
+def _bias(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
+    pre = _electrons(inp)
+    master, dropped, used = _combine_recipe(inp, None if inp.detector is None else pre)
+    a = pre(read_data(used[0]), used[0]) if len(used) >= 2 else None
+    b = pre(read_data(used[1]), used[1]) if len(used) >= 2 else None
+    return _master(inp, master, used), qc_bias(master, a, b), dropped, used
+
+
+def _dark(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
+    bias = _calib_data(inp, "MASTER_BIAS")
+    pre = _electrons(inp)
+    master, dropped, used = _combine_recipe(
+        inp, lambda raw, path: dark_rate(pre(raw, path), bias, _exptime(path, inp.exptime_key))
+    )
+    return _master(inp, master, used), qc_dark(master), dropped, used
+
+
+def _flat(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
     bias = _calib_data(inp, "MASTER_BIAS")
     dark = _calib_data(inp, "MASTER_DARK")
+    pre = _electrons(inp)
     master, dropped, used = _combine_recipe(
-        inp, lambda raw, path: flat_normalised(raw, bias, dark, _exptime(path, inp.exptime_key))
+        inp,
+        lambda raw, path: flat_normalised(
+            pre(raw, path), bias, dark, _exptime(path, inp.exptime_key)
+        ),
     )
     level = float(np.nanmedian(master))
     if not level > 0:
         raise CalibrationError(f"{inp.set_name}: combined flat level {level} is not positive")
     master = (master / level).astype(np.float32)
-    return master, qc_flat(master), dropped, used
+    return _master(inp, master, used), qc_flat(master), dropped, used
 
 
 @dataclass(frozen=True)
@@ -239,6 +287,7 @@ class Product:
     planes: tuple[tuple[str, np.ndarray], ...] = ()
     cards: dict[str, Any] = field(default_factory=dict)
     base_header: Any = None
+    history: tuple[str, ...] = ()
 
 
 def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
@@ -249,19 +298,34 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
     bias = _calib_data(inp, "MASTER_BIAS")
     dark = _calib_data(inp, "MASTER_DARK")
     flat = _calib_data(inp, "MASTER_FLAT")
-    if not (raw.shape == bias.shape == dark.shape == flat.shape):
-        raise CalibrationError(f"{raw_path.name}: shape {raw.shape} differs from calibrations")
     ron = read_header(bias_path).get("QCRON")
     ron = float(ron) if isinstance(ron, int | float) else 0.0
-    gain = float(header.get(inp.gain_key, 1.0) or 1.0)
     exptime = _exptime(raw_path, inp.exptime_key)
-    saturation = float(header.get("SATURATE", 65000.0))
-    science, variance, mask = reduce_frame(raw, bias, dark, flat, exptime, gain, ron, saturation)
+    if inp.detector is None:
+        frame, adu, steps, origin = raw, raw, (), (0, 0)
+        gain = float(header.get(inp.gain_key, 1.0) or 1.0)
+        saturation = float(header.get("SATURATE", 65000.0))
+        unit = "adu"
+    else:
+        done, geo = _preprocessed(inp, raw, raw_path)
+        frame, steps, origin = done.data, (*done.steps, *geo.sources), done.origin
+        adu = raw[geo.trim] if geo.trim is not None else raw  # saturation is judged in ADU
+        gain = 1.0 if geo.gain is not None else float(header.get(inp.gain_key, 1.0) or 1.0)
+        ron = geo.read_noise if geo.read_noise is not None else ron
+        saturation = geo.saturation if geo.saturation is not None else 65535.0
+        unit = "electron" if geo.gain is not None else "adu"
+    if not (frame.shape == bias.shape == dark.shape == flat.shape):
+        raise CalibrationError(
+            f"{raw_path.name}: shape {frame.shape} differs from calibrations {bias.shape}"
+        )
+    science, variance, mask = reduce_frame(frame, bias, dark, flat, exptime, gain, ron, np.inf)
+    mask[np.asarray(adu) >= saturation] |= MASK_SATURATED
     product = Product(
         science,
         planes=(("VARIANCE", variance), ("MASK", mask)),
-        cards={"BUNIT": ("adu", "bias, dark and flat corrected")},
-        base_header=header,
+        cards={"BUNIT": (unit, "bias, dark and flat corrected")},
+        base_header=trimmed_header(header, origin) if inp.detector is not None else header,
+        history=tuple(f"pre: {s}" for s in steps),
     )
     return product, qc_science(science, mask), [], [raw_path]
 
@@ -490,6 +554,7 @@ def _write_product(
         product = Product(product)
     cards, history = _provenance(inp, [Path(p) for p in used], fingerprint, qc)
     cards.update(product.cards)
+    history = [*product.history, *history]
     write_product(
         out,
         product.data,

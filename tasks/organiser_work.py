@@ -11,7 +11,12 @@ from astroflow.models.cascade import WorkspaceRef
 from astroflow.models.errors import ConfigError, ErrorReport, ProcessingError
 from astroflow.models.organiser import FrameInfo, SofPlan
 from astroflow.models.rules import RuleSet
-from astroflow.processing.organiser import frame_info, match_calibrations, plan_sets
+from astroflow.processing.organiser import (
+    frame_info,
+    header_keywords,
+    match_calibrations,
+    plan_sets,
+)
 from astroflow.storage.database import Database
 from astroflow.storage.files import write_bytes_atomic
 from astroflow.storage.organiser import catalog
@@ -33,11 +38,14 @@ log = logging.getLogger(__name__)
 def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | ProcessingError]:
     """Classify frames from the header cards the rules name (sequential: header scanning is
     CPU work under the GIL, threads only add contention; measured)."""
-    wanted = frozenset(rules.keywords.values()) | frozenset(rules.product_keywords)
+    from astroflow.models.settings import Settings
+
+    wanted = header_keywords(rules)
+    longitude = Settings().site_longitude
     out: list[FrameInfo | ProcessingError] = []
     for path in paths:
         try:
-            out.append(frame_info(path.name, read_header(path, wanted), rules))
+            out.append(frame_info(path.name, read_header(path, wanted), rules, longitude))
         except ProcessingError as exc:
             out.append(exc)
     return out

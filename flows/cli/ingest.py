@@ -160,9 +160,10 @@ def ignore_rejects_cmd(
 ) -> None:
     """Write skip.flag into the repository for every candidate fetch rejected."""
     from astroflow.flows.ingest import ignore_rejects
+    from astroflow.storage.ingest.repository_ref import RepositoryRef
 
     written, errors = run_stage(
-        ignore_rejects, repository=repo, work_dir=workdir, azure_conn_env=azure_conn_env
+        ignore_rejects, repository=RepositoryRef.of(repo, azure_conn_env), work_dir=workdir
     )
     typer.echo(f"ignore-rejects: written={len(written)} failed={len(errors)}")
     for report in errors.reports:

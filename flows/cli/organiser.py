@@ -190,6 +190,16 @@ def list_raw(
     _show(rows, as_json)
 
 
+@list_app.command("misc")
+def list_misc(workspace: WorkspaceArg, as_json: Json = False) -> None:
+    """Files prep set aside in misc/, and why (keys: file, reason)."""
+    from astroflow.storage.organiser import catalog
+
+    _, db, _ = _opened(workspace)
+    rows = [{"file": path, "reason": reason} for path, reason in sorted(catalog.rejected(db))]
+    _show(rows, as_json)
+
+
 @list_app.command("obs")
 def list_obs(
     workspace: WorkspaceArg, band: FilterOpt = None, night: NightOpt = None, as_json: Json = False

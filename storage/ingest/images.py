@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 
 from astroflow.models.errors import ProcessingError, WcsError, one_line
+from astroflow.storage.fits_names import FITS_SUFFIXES as FITS_NAMES
+from astroflow.storage.fits_names import compressed_fits_suffixes
 from astroflow.storage.fits_rows import FitsRows, require_complete
 from astroflow.storage.ingest.avm import read_avm
 from astroflow.storage.ingest.fits_wcs import celestial_wcs
@@ -22,7 +24,7 @@ from astroflow.storage.png import encode_png
 
 log = logging.getLogger(__name__)
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+FITS_SUFFIXES = FITS_NAMES + compressed_fits_suffixes((".gz",))
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 IMAGE_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
 # Deflate level of PNG tiles (1-3: ISA-L's levels; see storage/png.py).

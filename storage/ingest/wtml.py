@@ -18,7 +18,7 @@ from wwt_data_formats.imageset import ImageSet
 from wwt_data_formats.place import Place
 
 from astroflow.models.errors import ProcessingError
-from astroflow.models.ingest import StudyPlacement
+from astroflow.models.ingest import StudyPlacement, parse_timestamp
 from astroflow.storage.ingest.layout import ImageLayout
 
 URL_TEMPLATE = "L{1}X{2}Y{3}.png"
@@ -115,11 +115,7 @@ class PlaceEntry:
 
 def parse_last_updated(text: str) -> datetime:
     """ISO 8601 to an aware datetime (naive means UTC); unparseable or empty gives the epoch."""
-    try:
-        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return datetime(1970, 1, 1, tzinfo=UTC)
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return parse_timestamp(text) or datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def read_place(image_id: str, data: bytes) -> PlaceEntry:

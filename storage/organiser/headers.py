@@ -7,14 +7,6 @@ from typing import Any
 
 from astroflow.models.errors import ProcessingError
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts")
-
-
-def is_fits_name(name: str) -> bool:
-    """Whether a file name is a (visible) FITS file name."""
-    return name.lower().endswith(FITS_SUFFIXES) and not name.startswith(".")
-
-
 BLOCK = 2880
 CARD = 80
 

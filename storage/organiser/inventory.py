@@ -16,9 +16,9 @@ from pathlib import Path
 
 from astroflow.models.errors import ProcessingError
 from astroflow.storage.files import write_bytes_atomic
-from astroflow.storage.organiser.headers import FITS_SUFFIXES, is_fits_name
+from astroflow.storage.fits_names import compressed_fits_suffixes, is_fits_name
 
-COMPRESSED = (".z", ".gz")
+COMPRESSED = compressed_fits_suffixes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +53,7 @@ def uncompress_root(workspace: Path) -> tuple[list[str], list[tuple[str, str]]]:
     failed: list[tuple[str, str]] = []
     for path in sorted(workspace.iterdir()):
         lower = path.name.lower()
-        if not path.is_file() or not any(
-            lower.endswith(f + c) for f in FITS_SUFFIXES for c in COMPRESSED
-        ):
+        if not path.is_file() or not lower.endswith(COMPRESSED):
             continue
         target = path.with_name(path.name.rsplit(".", 1)[0])
         try:
@@ -106,9 +104,7 @@ def root_others(workspace: Path) -> list[Path]:
         lower = p.name.lower()
         if not p.is_file() or p.name.startswith(".") or p.name.startswith(OWN_FILES_PREFIX):
             continue
-        if is_fits_name(p.name) or any(
-            lower.endswith(f + c) for f in FITS_SUFFIXES for c in COMPRESSED
-        ):
+        if is_fits_name(p.name) or lower.endswith(COMPRESSED):
             continue
         out.append(p)
     return out

@@ -17,7 +17,6 @@ import functools
 import hashlib
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from filelock import FileLock
 from astroflow.models.errors import DownloadError, HashMismatchError, InvalidKeyError
 from astroflow.storage.database import writable
 from astroflow.storage.files import temp_path
+from astroflow.storage.keys import is_valid_id
 from astroflow.storage.remote.records import (
     FILES,
     CachedFile,
@@ -60,7 +60,7 @@ class NotCachedError(DownloadError):
 
 
 def _safe_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", name) or ".." in name:
+    if not is_valid_id(name):
         raise InvalidKeyError(
             f"data file name {name[:80]!r} must be 1-128 of [A-Za-z0-9._+-], no '..'"
         )

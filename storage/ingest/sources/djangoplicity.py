@@ -14,7 +14,7 @@ import ast
 import contextlib
 import html
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from astroflow.models.errors import DownloadError, ErrorReport, InvalidKeyError, ProcessingError
-from astroflow.models.ingest import Candidate, Reject
+from astroflow.models.ingest import Candidate, Reject, parse_timestamp
 from astroflow.storage.ingest.sources.base import FeedResult, ImageSource, web_picture_extension
 from astroflow.storage.ingest.sources.web import get_json, get_with_retries
 from astroflow.storage.keys import validate_id
@@ -129,11 +129,7 @@ def listing_candidate(item: Any, config: DjangoplicityConfig) -> Candidate:
 
 
 def _published(info: dict[str, Any]) -> datetime | None:
-    try:
-        stamp = datetime.fromisoformat(str(info.get("Date") or "").strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return parse_timestamp(info.get("Date"))
 
 
 def _original_url(info: dict[str, Any], config: DjangoplicityConfig) -> str | None:

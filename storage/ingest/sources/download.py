@@ -25,18 +25,14 @@ def download(url: str, dest: Path) -> tuple[str, int]:
     DownloadError
         For an unreadable source or an empty (0-byte) file; ``dest`` is then not created.
     """
-    import fsspec
+    from astroflow.storage.remote.transport import fsspec_download  # (urllib3: lazily)
 
     if urlsplit(url).scheme.lower() in ("http", "https"):
         raise DownloadError(f"{url}: HTTP downloads go through RemoteData")
     digest = hashlib.sha256()
-    nbytes = 0
     try:
-        with fsspec.open(url, "rb") as src, atomic_write(dest) as out:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-                nbytes += len(chunk)
+        with atomic_write(dest) as out:
+            nbytes = fsspec_download(url, out, digest)
             if nbytes == 0:
                 raise DownloadError(f"{url}: empty (0-byte) file")
     except DownloadError:

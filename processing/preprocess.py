@@ -1,0 +1,269 @@
+"""The pre-processing chain of a raw CCD frame, in ccdproc's order and with its numbers:
+overscan subtraction, trim, gain (ADU -> electrons), and the variance of the result.
+
+Pure numpy on one amplifier's or extension's pixels; the sections, gain and read noise come
+from the instrument definition (:class:`astroflow.models.rules.Detector`), resolved against
+the frame's header by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from astroflow.models.errors import CalibrationError, ProcessingError
+from astroflow.models.rules import Detector, DetectorValue
+from astroflow.processing.sections import parse_section
+
+__all__ = [
+    "Geometry",
+    "Preprocessed",
+    "geometry",
+    "overscan_model",
+    "preprocess",
+    "preprocess_frame",
+    "variance_electrons",
+]
+
+
+def overscan_model(
+    strip: np.ndarray, axis: int, method: str = "median", order: int | None = None
+) -> np.ndarray:
+    """The level to subtract, one value per row (``axis=1``: the strip is columns beside the
+    image, averaged along each row) or per column (``axis=0``).
+
+    ``method`` is ``median`` or ``mean`` of each row/column of the strip
+    (``ccdproc.subtract_overscan(median=...)``); with ``order`` a least-squares polynomial of
+    that order is fitted to those values along the other axis and evaluated there (ccdproc's
+    ``model=Polynomial1D(order)`` with astropy's ``LinearLSQFitter``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(rows, 1)`` for ``axis=1``, ``(1, columns)`` for ``axis=0``, float64.
+    """
+    data = np.asarray(strip, np.float64)
+    if method == "median":
+        levels = np.median(data, axis=axis)
+    elif method == "mean":
+        levels = np.mean(data, axis=axis)
+    else:
+        raise ProcessingError(f"overscan method {method!r}: use median or mean")
+    if order is not None:
+        x = np.arange(levels.size, dtype=np.float64)
+        coeffs = np.polynomial.polynomial.polyfit(x, levels, order)
+        levels = np.polynomial.polynomial.polyval(x, coeffs)
+    return levels.reshape((-1, 1) if axis == 1 else (1, -1))
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """A frame after overscan, trim and gain: electrons, and what was done (for HISTORY)."""
+
+    data: np.ndarray  # float64, electrons (ADU when no gain was applied)
+    steps: tuple[str, ...]
+    origin: tuple[int, int]  # 0-based (x0, y0) of the kept region in the raw frame
+
+
+def preprocess(
+    raw: np.ndarray,
+    *,
+    overscans: Sequence[tuple[tuple[slice, slice], int]] = (),
+    trim: tuple[slice, slice] | None = None,
+    gain: float | None = None,
+    method: str = "median",
+    order: int | None = None,
+) -> Preprocessed:
+    """Overscan-subtract, trim and gain-correct one amplifier's or extension's pixels.
+
+    Parameters
+    ----------
+    raw
+        The raw pixels (ADU), ``[rows, columns]``.
+    overscans
+        ``((rows, columns), axis)`` of each overscan strip, in raw pixels, and the axis it is
+        averaged along (1: one level per row). Their models add up (one strip per readout
+        direction).
+    trim
+        ``(rows, columns)`` of the data to keep (None: all).
+    gain
+        e-/ADU; None leaves the frame in ADU.
+
+    Raises
+    ------
+    CalibrationError
+        For a non-positive gain, or a section outside the frame.
+    """
+    data = np.asarray(raw, np.float64)
+    steps: list[str] = []
+    height, width = data.shape
+    for (rows, columns), axis in overscans:
+        strip = data[rows, columns]
+        if strip.size == 0:
+            raise CalibrationError(f"overscan section lies outside the {width}x{height} frame")
+        level = overscan_model(strip, axis, method, order)
+        if axis == 1 and level.shape[0] != height:
+            level = _spread(level, rows, height, axis)
+        if axis == 0 and level.shape[1] != width:
+            level = _spread(level, columns, width, axis)
+        data = data - level
+        what = "per row" if axis == 1 else "per column"
+        fit = f", polynomial of order {order}" if order is not None else ""
+        steps.append(f"overscan: {method} {what}{fit}")
+    origin = (0, 0)
+    if trim is not None:
+        rows, columns = trim
+        cut = data[rows, columns]
+        if cut.size == 0:
+            raise CalibrationError(f"trim section lies outside the {width}x{height} frame")
+        origin = (columns.indices(width)[0], rows.indices(height)[0])
+        data = cut
+        steps.append(
+            f"trim: x {origin[0] + 1}.., y {origin[1] + 1}.. kept, {cut.shape[1]}x{cut.shape[0]}"
+        )
+    if gain is not None:
+        if not gain > 0:
+            raise CalibrationError(f"gain {gain} e-/ADU is not positive")
+        data = data * gain
+        steps.append(f"gain: x {gain:g} e-/ADU")
+    return Preprocessed(data, tuple(steps), origin)
+
+
+def _spread(level: np.ndarray, span: slice, size: int, axis: int) -> np.ndarray:
+    """A strip shorter than the frame along the other axis: its levels where it lies, its
+    edge values beyond."""
+    start = span.indices(size)[0]
+    values = level.ravel()
+    full = np.empty(size, np.float64)
+    full[start : start + values.size] = values
+    full[:start] = values[0]
+    full[start + values.size :] = values[-1]
+    return full.reshape((-1, 1) if axis == 1 else (1, -1))
+
+
+def variance_electrons(electrons: np.ndarray, read_noise: float) -> np.ndarray:
+    """Variance (e-^2) of a frame in electrons: Poisson noise of its signal plus the read
+    noise (e-) squared; negative signal counts no Poisson noise."""
+    return np.clip(electrons, 0, None) + read_noise**2
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A detector definition resolved against one frame's header: what to do to it."""
+
+    overscans: tuple[tuple[tuple[slice, slice], int], ...]
+    trim: tuple[slice, slice] | None
+    gain: float | None
+    read_noise: float | None
+    saturation: float | None
+    sources: tuple[str, ...]  # where each came from, for HISTORY ("gain 1.9 from GAIN")
+
+
+def _lookup(
+    value: DetectorValue | None,
+    header: Mapping[str, Any],
+    what: str,
+    frame: str,
+    required: bool,
+    *,
+    section: bool,
+) -> tuple[Any, str]:
+    """A detector property's value for one frame, and where it came from."""
+    if value is None:
+        if required:
+            raise CalibrationError(f"{frame}: the rules require {what} but give none")
+        return None, ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value), f"{what} {value:g} from the rules"
+    text = str(value).strip()
+    if text.startswith("["):
+        return text, f"{what} {text} from the rules"
+    found = header.get(text)
+    if found is None or (isinstance(found, str) and not found.strip()):
+        if required:
+            raise CalibrationError(f"{frame}: no {text} in its header ({what} is required)")
+        return None, ""
+    if section:
+        return str(found), f"{what} {str(found).strip()} from {text}"
+    try:
+        number = float(found)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"{frame}: {text} = {found!r} is not a number ({what})") from None
+    return number, f"{what} {number:g} from {text}"
+
+
+def geometry(
+    detector: Detector, header: Mapping[str, Any], frame: str, shape: tuple[int, int]
+) -> Geometry:
+    """Resolve ``detector`` (its extension overrides already applied) against a frame's
+    header (extension cards first, then the primary's, as the caller merged them).
+
+    Raises
+    ------
+    CalibrationError
+        Naming the frame and the keyword, for a required property that is missing or a value
+        that is not a number or a section.
+    """
+    need = set(detector.required)
+    sources: list[str] = []
+    overscans = []
+    for item in detector.overscan:
+        text, source = _lookup(item, header, "overscan", frame, "overscan" in need, section=True)
+        if text is None:
+            continue
+        try:
+            rows, columns = parse_section(text)
+        except ProcessingError as exc:
+            raise CalibrationError(f"{frame}: {exc}") from None
+        strip = (len(range(*rows.indices(shape[0]))), len(range(*columns.indices(shape[1]))))
+        if detector.overscan_axis == "columns":
+            axis = 1
+        elif detector.overscan_axis == "rows":
+            axis = 0
+        else:  # ccdproc's choice: the strip's long side runs along the readout
+            axis = 0 if strip[1] > strip[0] else 1
+        overscans.append(((rows, columns), axis))
+        sources.append(source)
+    if detector.overscan and not overscans and "overscan" in need:
+        raise CalibrationError(f"{frame}: no overscan section")
+    trim_text, source = _lookup(detector.trim, header, "trim", frame, "trim" in need, section=True)
+    trim = None
+    if trim_text is not None:
+        try:
+            trim = parse_section(trim_text)
+        except ProcessingError as exc:
+            raise CalibrationError(f"{frame}: {exc}") from None
+        sources.append(source)
+    numbers = {}
+    for what in ("gain", "read_noise", "saturation"):
+        number, source = _lookup(
+            getattr(detector, what),
+            header,
+            what.replace("_", " "),
+            frame,
+            what in need,
+            section=False,
+        )
+        numbers[what] = number
+        if source:
+            sources.append(source)
+    return Geometry(
+        overscans=tuple(overscans),
+        trim=trim,
+        gain=numbers["gain"],
+        read_noise=numbers["read_noise"],
+        saturation=numbers["saturation"],
+        sources=tuple(sources),
+    )
+
+
+def preprocess_frame(
+    raw: np.ndarray, geo: Geometry, method: str, order: int | None
+) -> Preprocessed:
+    """:func:`preprocess` with a resolved :class:`Geometry`."""
+    return preprocess(
+        raw, overscans=geo.overscans, trim=geo.trim, gain=geo.gain, method=method, order=order
+    )

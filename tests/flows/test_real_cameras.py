@@ -1,0 +1,160 @@
+"""Real raw frames through the cascade, checked against ccdproc in the same test: SAAO's
+STE3 CCD (ccdproc's ``a8280271.fits``: overscan columns, TRIMSEC, GAIN, RDNOISE)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import astropy.units as u
+import ccdproc
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.stats import sigma_clip
+from astropy.wcs import WCS
+
+from astroflow.flows.cascade import calibration_cascade
+from astroflow.flows.organiser import prepare_workspace
+from tests.real_frames import SAAO, ccdproc_data, saao_night
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _ccdproc_pre(path: Path) -> CCDData:
+    """ccdproc's chain on one raw frame: overscan (median per row), trim, gain."""
+    ccd = CCDData.read(path, unit="adu")
+    h = ccd.header
+    ccd = ccdproc.subtract_overscan(ccd, fits_section=h["BIASSEC"], median=True, overscan_axis=1)
+    ccd = ccdproc.trim_image(ccd, fits_section=h["TRIMSEC"])
+    return ccdproc.gain_correct(ccd, h["GAIN"] * u.electron / u.adu)
+
+
+def _clipped_mean(frames: list[np.ndarray]) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sigma_clip(
+            np.stack(frames), sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
+        ).mean(axis=0)
+    return np.ma.filled(ref, np.nan)
+
+
+def _product(ws: Path, pattern: str) -> Path:
+    (found,) = sorted((ws / "sessions" / "base" / "reduced").rglob(pattern))
+    return found
+
+
+def test_saao_night_calibrates_as_ccdproc(tmp_path: Path) -> None:
+    ws = saao_night(tmp_path / "ws", np.random.default_rng(8))
+    prepared = prepare_workspace(str(ws), rules="saao-ste3")
+    assert prepared.rejected == ()
+    summary = calibration_cascade(str(ws))
+    assert summary.failed == (), summary.reasons
+    raw = sorted((ws / "raw").rglob("*.fits"))
+    assert {p.parent.name for p in raw} == {"2013-07-12"}  # one night at Sutherland
+
+    # masters: ccdproc's pre-processing, then the same clipped mean
+    pre = {p.name: _ccdproc_pre(p) for p in raw}
+    bias_ref = _clipped_mean([pre[n].data for n in pre if "_zero_" in n])
+    bias = fits.getdata(_product(ws, "*MBIAS*.fits"))
+    np.testing.assert_allclose(bias, bias_ref, rtol=1e-5, atol=1e-4)
+    exptime = fits.getheader(raw[0])["EXPTIME"]
+    darks = [(pre[n].data - bias_ref) / exptime for n in pre if "_dark_" in n]
+    dark = fits.getdata(_product(ws, "*MDARK*.fits"))
+    np.testing.assert_allclose(dark, _clipped_mean(darks), rtol=1e-5, atol=1e-5)
+    flats = []  # (float32 frames, as astroflow's products and pixel cache hold them)
+    for n in pre:
+        if "_flat_" in n:
+            corrected = pre[n].data.astype(np.float32) - bias_ref - dark * 10.0
+            flats.append((corrected / np.median(corrected)).astype(np.float32))
+    flat_ref = _clipped_mean(flats)
+    flat_ref /= np.nanmedian(flat_ref)
+    flat = fits.getdata(_product(ws, "*MFLAT*.fits"))
+    np.testing.assert_allclose(flat, flat_ref, rtol=1e-5)
+
+    # the real science frame: ccdproc's whole chain with those masters
+    unit = u.electron
+    science = ccdproc.subtract_bias(pre[SAAO], CCDData(bias_ref, unit=unit))
+    science = ccdproc.subtract_dark(
+        science,
+        CCDData(dark * exptime, unit=unit),
+        dark_exposure=exptime * u.s,
+        data_exposure=exptime * u.s,
+    )
+    science = ccdproc.flat_correct(
+        science, CCDData(flat, unit=u.dimensionless_unscaled), norm_value=1
+    )
+    with fits.open(_product(ws, "a8280271_RED.fits")) as hdul:
+        ours = hdul[0].data
+        header = hdul[0].header
+        assert [h.name for h in hdul] == ["PRIMARY", "VARIANCE", "MASK"]
+        variance = hdul["VARIANCE"].data
+    assert ours.shape == (520, 512)  # 512 columns by 520 rows
+    assert header["BUNIT"] == "electron"
+    np.testing.assert_allclose(ours, science.data, rtol=1e-5, atol=1e-3)
+    signal = pre[SAAO].data - bias_ref - dark * exptime
+    np.testing.assert_allclose(
+        variance, (np.clip(signal, 0, None) + 5.0**2) / flat**2, rtol=1e-5
+    )  # electrons squared: Poisson noise and RDNOISE
+    assert header["LTV1"] == -16
+    assert header["LTV2"] == 0
+    assert "BIASSEC" not in header
+    assert "TRIMSEC" not in header
+    history = " ".join(str(h) for h in header["HISTORY"])
+    assert "overscan: median per row" in history
+    assert "gain 1.9 from GAIN" in history
+
+
+def test_the_real_frame_is_cut_where_ccdproc_cuts_it(tmp_path: Path) -> None:
+    """Overscan, trim and gain alone, on the raw pixels: ccdproc's numbers to 1e-5."""
+    from astroflow.models.rules import load_rules
+    from astroflow.processing.preprocess import geometry, preprocess_frame
+
+    path = ccdproc_data(SAAO)
+    rules = load_rules("saao-ste3")
+    header = fits.getheader(path)
+    geo = geometry(rules.detector, header, SAAO, (520, 536))
+    ours = preprocess_frame(fits.getdata(path), geo, "median", None)
+    ref = _ccdproc_pre(path)
+    assert ours.data.shape == ref.data.shape == (520, 512)
+    np.testing.assert_allclose(ours.data, ref.data, rtol=1e-5)
+    assert ours.origin == (16, 0)
+    # a WCS is shifted with the cut, as ccdproc's trim_image shifts it
+    from astroflow.processing.wcs import trimmed_header
+
+    header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    header["CRPIX1"], header["CRPIX2"], header["CRVAL1"], header["CRVAL2"] = (
+        268.0,
+        260.0,
+        331.0,
+        -0.9,
+    )
+    header["CD1_1"], header["CD2_2"], header["CD1_2"], header["CD2_1"] = -1e-4, 1e-4, 0.0, 0.0
+    cut = trimmed_header(header, ours.origin)
+    before = WCS(header).pixel_to_world(100 + 16, 50)
+    after = WCS(cut).pixel_to_world(100, 50)
+    assert before.separation(after).arcsec < 1e-6
+
+
+def test_a_required_section_missing_fails_naming_frame_and_keyword(tmp_path: Path) -> None:
+    ws = saao_night(tmp_path / "ws", np.random.default_rng(8))
+    with fits.open(ws / SAAO, mode="update") as hdul:
+        del hdul[0].header["TRIMSEC"]
+    prepare_workspace(str(ws), rules="saao-ste3")
+    summary = calibration_cascade(str(ws))
+    assert summary.failed == ("a8280271_RED",)
+    assert "a8280271.fits: no TRIMSEC in its header" in summary.reasons["a8280271_RED"]
+    assert summary.failure_kinds["a8280271_RED"] == "recipe"
+
+
+def test_a_missing_gain_is_an_error_not_one(tmp_path: Path) -> None:
+    ws = saao_night(tmp_path / "ws", np.random.default_rng(8))
+    for path in ws.glob("*.fits"):
+        with fits.open(path, mode="update") as hdul:
+            del hdul[0].header["GAIN"]
+    prepare_workspace(str(ws), rules="saao-ste3")
+    summary = calibration_cascade(str(ws))
+    bias = next(n for n in summary.failed if "MBIAS" in n)
+    assert "no GAIN in its header" in summary.reasons[bias]
+    assert not summary.made  # nothing made in ADU and called electrons
