@@ -49,6 +49,8 @@ class RecipeInput(BaseModel):
     substitutions: tuple[str, ...] = ()
     function: str | None = None  # a plug-in recipe's "module:function" (rules YAML)
     detector: Detector | None = None  # how to pre-process raw frames (rules YAML)
+    # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
+    extension: tuple[str, int] | None = None
 
 
 class RecipeResult(BaseModel):

@@ -25,6 +25,7 @@ FIELDS = (
     "readout",
     "instrument",
     "date_obs",
+    "time_obs",
     "mjd_obs",
     "object",
     "catg",

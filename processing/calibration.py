@@ -128,19 +128,24 @@ def within(value: float | None, bounds: tuple[float, float] | None) -> bool:
     return value is not None and bounds[0] <= value <= bounds[1]
 
 
+def metric_name(qc_name: str) -> str:
+    """The metric a QC value measures: ``median`` for ``median`` and for the per-extension
+    ``median[SCI,2]`` of a multi-extension product (one range judges every extension)."""
+    return qc_name.split("[", 1)[0]
+
+
 def qc_failures(
     values: Mapping[str, float], ranges: Mapping[str, tuple[float, float]]
 ) -> list[str]:
     """Names and reasons of QC values outside their acceptable range.
 
     Bounds are inclusive: ``lo <= value <= hi`` passes (a value exactly on a bound passes).
-    A NaN value fails. A range for a value the recipe did not compute is ignored.
+    A NaN value fails. A range for a value the recipe did not compute is ignored; a
+    per-extension value (``median[SCI,2]``) is judged by its metric's range.
     """
     bad = []
-    for name, (lo, hi) in ranges.items():
-        if name not in values:
-            continue
-        value = values[name]
-        if not within(value, (lo, hi)):
-            bad.append(f"{name}={value:.6g} outside [{lo:g}, {hi:g}]")
+    for name, value in values.items():
+        bounds = ranges.get(metric_name(name))
+        if bounds is not None and not within(value, bounds):
+            bad.append(f"{name}={value:.6g} outside [{bounds[0]:g}, {bounds[1]:g}]")
     return bad

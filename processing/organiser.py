@@ -21,9 +21,20 @@ NIGHT_OFFSET_DAYS = 15.0 / 24.0  # night = date of (MJD-OBS - 15 h)
 MAX_NAME = 60  # product names stay well inside a FITS string value (68 chars)
 
 
-def mjd_from_isot(text: str) -> float:
-    """MJD (UTC days) from an ISO 8601 DATE-OBS such as ``2026-01-10T21:03:04.5``."""
+_OLD_FITS_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{2})$")
+
+
+def mjd_from_isot(text: str, time: str | None = None) -> float:
+    """MJD (UTC days) from a DATE-OBS: ISO 8601 (``2026-01-10T21:03:04.5``) or the pre-2000
+    FITS form ``DD/MM/YY`` (1900-1999, as the 1997 IAU FITS agreement reads it); ``time``
+    (a TIME-OBS or UT card, ``HH:MM:SS[.s]``) completes a date without one."""
     value = text.strip().replace("Z", "")
+    old = _OLD_FITS_DATE.match(value)
+    if old is not None:
+        day, month, year = old.groups()
+        value = f"19{year}-{month}-{day}"
+    if time and "T" not in value:
+        value = f"{value}T{time.strip()}"
     try:
         stamp = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -149,7 +160,10 @@ def frame_info(
                 raise ProcessingError(f"{file}: missing required keyword {keyword}")
             continue
         values[field] = value
-    if "mjd_obs" in values:
+    if "date_obs" in values and "time_obs" in values:
+        # a date and a time of day win over an MJD-OBS that some cameras round to the day
+        mjd = mjd_from_isot(str(values["date_obs"]), str(values["time_obs"]))
+    elif "mjd_obs" in values:
         try:
             mjd = float(values["mjd_obs"])
         except (TypeError, ValueError):

@@ -27,6 +27,7 @@ from astroflow.processing.calibration import (
     MASK_SATURATED,
     dark_rate,
     flat_normalised,
+    metric_name,
     qc_bias,
     qc_dark,
     qc_failures,
@@ -41,12 +42,16 @@ from astroflow.processing.wcs import trimmed_header
 from astroflow.storage.database import Database
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.frames import (
+    Extension,
     PixelCache,
+    ProductPart,
+    image_extensions,
     inputs_hash,
     mark_qc_verdict,
     opened,
     read_data,
     read_header,
+    write_mef_product,
     write_product,
 )
 from astroflow.storage.organiser.workspace import Workspace
@@ -105,11 +110,11 @@ def _calib_data(inp: RecipeInput, tag: str) -> np.ndarray:
     path = _calib(inp, tag)
     if not path.exists():
         raise CalibrationError(f"{inp.set_name}: calibration {path.name} ({tag}) does not exist")
-    return read_data(path).astype(np.float64)
+    return read_data(path, inp.extension or 0).astype(np.float64)
 
 
-def _exptime(path: Path, key: str) -> float:
-    header = read_header(path)
+def _exptime(path: Path, key: str, ext: Extension | None = None) -> float:
+    header = read_header(path, ext)
     try:
         return float(header[key])
     except (KeyError, TypeError, ValueError):
@@ -163,7 +168,7 @@ def _combine_recipe(
 ) -> tuple[np.ndarray, list[str], list[Path]]:
     """Combine the SOF's raw frames (optionally pre-processed into the pixel cache)."""
     paths = [Path(p) for p in inp.raw]
-    with opened(paths) as (frames, bad):
+    with opened(paths, inp.extension) as (frames, bad):
         dropped = [reason for _, reason in bad]
         frames, odd = _of_common_shape(frames)
         dropped += odd
@@ -214,7 +219,7 @@ def _geometry(inp: RecipeInput, path: Path, header: Any, shape: tuple[int, ...])
 def _preprocessed(inp: RecipeInput, raw: np.ndarray, path: Path) -> tuple[Preprocessed, Geometry]:
     """A raw frame overscan-subtracted, trimmed and in electrons, as its rules say."""
     assert inp.detector is not None
-    geo = _geometry(inp, path, read_header(path), raw.shape)
+    geo = _geometry(inp, path, read_header(path, inp.extension), raw.shape)
     if inp.detector.gain is not None and geo.gain is None:  # (a named gain is required)
         raise CalibrationError(f"{path.name}: no {inp.detector.gain} in its header (gain)")
     done = preprocess_frame(raw, geo, inp.detector.overscan_method, inp.detector.overscan_order)
@@ -233,7 +238,7 @@ def _master(inp: RecipeInput, master: np.ndarray, used: list[Path]) -> np.ndarra
     """A master with its unit and the pre-processing its frames had (HISTORY)."""
     if inp.detector is None or not used:
         return master
-    raw = read_data(used[0])
+    raw = read_data(used[0], inp.extension or 0)
     done, geo = _preprocessed(inp, raw, used[0])
     unit = "electron" if geo.gain is not None else "adu"
     return Product(
@@ -246,8 +251,9 @@ def _master(inp: RecipeInput, master: np.ndarray, used: list[Path]) -> np.ndarra
 def _bias(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
     pre = _electrons(inp)
     master, dropped, used = _combine_recipe(inp, None if inp.detector is None else pre)
-    a = pre(read_data(used[0]), used[0]) if len(used) >= 2 else None
-    b = pre(read_data(used[1]), used[1]) if len(used) >= 2 else None
+    ext = inp.extension or 0
+    a = pre(read_data(used[0], ext), used[0]) if len(used) >= 2 else None
+    b = pre(read_data(used[1], ext), used[1]) if len(used) >= 2 else None
     return _master(inp, master, used), qc_bias(master, a, b), dropped, used
 
 
@@ -255,19 +261,30 @@ def _dark(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path
     bias = _calib_data(inp, "MASTER_BIAS")
     pre = _electrons(inp)
     master, dropped, used = _combine_recipe(
-        inp, lambda raw, path: dark_rate(pre(raw, path), bias, _exptime(path, inp.exptime_key))
+        inp,
+        lambda raw, path: dark_rate(
+            pre(raw, path), bias, _exptime(path, inp.exptime_key, inp.extension)
+        ),
     )
     return _master(inp, master, used), qc_dark(master), dropped, used
 
 
+def _optional(inp: RecipeInput, tag: str, like: np.ndarray, value: float) -> np.ndarray:
+    """A calibration the rules may leave out (a dark for a camera without dark current): its
+    pixels when the SOF names it, else ``value`` everywhere."""
+    if any(t == tag for t, _ in inp.calibrations):
+        return _calib_data(inp, tag)
+    return np.full_like(like, value)
+
+
 def _flat(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
     bias = _calib_data(inp, "MASTER_BIAS")
-    dark = _calib_data(inp, "MASTER_DARK")
+    dark = _optional(inp, "MASTER_DARK", bias, 0.0)
     pre = _electrons(inp)
     master, dropped, used = _combine_recipe(
         inp,
         lambda raw, path: flat_normalised(
-            pre(raw, path), bias, dark, _exptime(path, inp.exptime_key)
+            pre(raw, path), bias, dark, _exptime(path, inp.exptime_key, inp.extension)
         ),
     )
     level = float(np.nanmedian(master))
@@ -292,15 +309,18 @@ class Product:
 
 def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
     raw_path = Path(inp.raw[0])
-    raw = read_data(raw_path)
-    header = read_header(raw_path)
+    raw = read_data(raw_path, inp.extension or 0)
+    header = read_header(raw_path, inp.extension)
+    # a product's extension keeps its own cards (the primary's go to the primary)
+    own = read_header(raw_path, inp.extension, inherit=False) if inp.extension else header
     bias_path = _calib(inp, "MASTER_BIAS")
     bias = _calib_data(inp, "MASTER_BIAS")
-    dark = _calib_data(inp, "MASTER_DARK")
-    flat = _calib_data(inp, "MASTER_FLAT")
-    ron = read_header(bias_path).get("QCRON")
+    # the rules say what reduce needs: a calibration they do not ask for is left out
+    dark = _optional(inp, "MASTER_DARK", bias, 0.0)
+    flat = _optional(inp, "MASTER_FLAT", bias, 1.0)
+    ron = read_header(bias_path, inp.extension).get("QCRON")
     ron = float(ron) if isinstance(ron, int | float) else 0.0
-    exptime = _exptime(raw_path, inp.exptime_key)
+    exptime = _exptime(raw_path, inp.exptime_key, inp.extension)
     if inp.detector is None:
         frame, adu, steps, origin = raw, raw, (), (0, 0)
         gain = float(header.get(inp.gain_key, 1.0) or 1.0)
@@ -324,7 +344,7 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         science,
         planes=(("VARIANCE", variance), ("MASK", mask)),
         cards={"BUNIT": (unit, "bias, dark and flat corrected")},
-        base_header=trimmed_header(header, origin) if inp.detector is not None else header,
+        base_header=trimmed_header(own, origin) if inp.detector is not None else own,
         history=tuple(f"pre: {s}" for s in steps),
     )
     return product, qc_science(science, mask), [], [raw_path]
@@ -405,8 +425,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
     ):
         return _wait_for_other(db, inp, out, fingerprint)
     try:
-        product, qc, dropped, used = recipe_function(inp.recipe, inp.function)(inp)
-        _write_product(inp, out, product, qc, used, fingerprint)
+        qc, dropped = _make(inp, out, fingerprint)
     except (ProcessingError, CalibrationError) as exc:
         catalog.set_status(db, inp.session, inp.product, "fail", str(exc), inputs=fingerprint)
         raise
@@ -438,9 +457,9 @@ def _judge(
                 "recipe": inp.recipe,
                 "qc_name": k,
                 "value": (v if math.isfinite(v) else None),
-                "min": inp.qc_ranges.get(k, (None, None))[0],
-                "max": inp.qc_ranges.get(k, (None, None))[1],
-                "flag": not within(v, inp.qc_ranges.get(k)),
+                "min": inp.qc_ranges.get(metric_name(k), (None, None))[0],
+                "max": inp.qc_ranges.get(metric_name(k), (None, None))[1],
+                "flag": not within(v, inp.qc_ranges.get(metric_name(k))),
                 "unit": None,
                 "comment": None,
             }
@@ -563,3 +582,43 @@ def _write_product(
         extensions=list(product.planes),
         base_header=product.base_header,
     )
+
+
+def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, float], list[str]]:
+    """Make the product: the recipe once for a single-image frame; once per image extension
+    for a multi-extension one (each extension calibrated with the same extension of the
+    masters), written as one multi-extension file with the raw frame's extension names.
+    Returns the QC values (per extension: ``median[SCI,2]``) and the frames left out."""
+    function = recipe_function(inp.recipe, inp.function)
+    extensions = image_extensions(Path(inp.raw[0])) if inp.raw else None
+    if extensions is None:
+        product, qc, dropped, used = function(inp)
+        _write_product(inp, out, product, qc, used, fingerprint)
+        return qc, dropped
+    parts: list[ProductPart] = []
+    all_qc: dict[str, float] = {}
+    all_dropped: list[str] = []
+    history: list[str] = []
+    used: list[Path] = []
+    for ext in extensions:
+        product, qc, dropped, used = function(inp.model_copy(update={"extension": ext}))
+        if not isinstance(product, Product):
+            product = Product(product)
+        label = f"{ext[0]},{ext[1]}"
+        all_qc |= {f"{name}[{label}]": value for name, value in qc.items()}
+        all_dropped += [d for d in dropped if d not in all_dropped]
+        history += [f"[{label}] {line}" for line in product.history]
+        cards = {
+            qc_keyword(k): (v if math.isfinite(v) else "nan", f"QC {k}") for k, v in qc.items()
+        }
+        parts.append(
+            ProductPart(
+                ext, product.data, product.base_header, {**product.cards, **cards}, product.planes
+            )
+        )
+    cards, provenance = _provenance(inp, [Path(p) for p in used], fingerprint, {})
+    # a product of one frame (reduce) keeps its raw primary's cards; a master does not
+    one_frame = any(part.header is not None for part in parts)
+    primary = read_header(Path(inp.raw[0])) if one_frame else None
+    write_mef_product(out, parts, cards, [*history, *provenance], primary)
+    return all_qc, all_dropped

@@ -35,6 +35,29 @@ from astroflow.storage.organiser.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
+def _frame_cards(path: Path, wanted: frozenset[str]) -> dict[str, Any]:
+    """The header cards that classify a frame: its primary's (the fast scanner); for a frame
+    whose pixels live in extensions (or a cube), its first image extension's, then the
+    primary's it lacks.
+
+    Raises
+    ------
+    ProcessingError
+        Naming the file and what it holds, for a cube or a file with no 2-D image.
+    """
+    cards = read_header(path, wanted | {"NAXIS"})
+    if cards.get("NAXIS") == 2:
+        return cards
+    from astroflow.storage.organiser.frames import image_extensions
+    from astroflow.storage.organiser.frames import read_header as full_header
+
+    extensions = image_extensions(path)
+    if extensions is None:
+        return cards
+    merged = full_header(path, extensions[0])
+    return {key: merged[key] for key in wanted if key in merged}
+
+
 def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | ProcessingError]:
     """Classify frames from the header cards the rules name (sequential: header scanning is
     CPU work under the GIL, threads only add contention; measured)."""
@@ -45,7 +68,7 @@ def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | Processing
     out: list[FrameInfo | ProcessingError] = []
     for path in paths:
         try:
-            out.append(frame_info(path.name, read_header(path, wanted), rules, longitude))
+            out.append(frame_info(path.name, _frame_cards(path, wanted), rules, longitude))
         except ProcessingError as exc:
             out.append(exc)
     return out

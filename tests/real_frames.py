@@ -62,3 +62,86 @@ def saao_night(root: Path, rng: np.random.Generator) -> Path:
     for n in range(3):
         frame("flat", n, 10.0, 12000.0 * vignette, 56485.92 + n * 1e-3)
     return root
+
+
+WFPC2 = "test0.fits"
+STIS = "o4sp040b0_raw.fits"
+
+
+def wfpc2_night(root: Path, rng: np.random.Generator) -> Path:
+    """HST WFPC2's real raw frame (four SCI chips) and a seeded set of calibrations made from
+    its headers: 3 biases, 3 darks and 3 flats, each chip with its own bias level and
+    flat-field pattern."""
+    root.mkdir(parents=True, exist_ok=True)
+    source = astropy_data(WFPC2)
+    (root / WFPC2).write_bytes(source.read_bytes())
+    with fits.open(source) as hdul:
+        primary = hdul[0].header.copy()
+        chips = [(h.header.copy(), h.data.shape) for h in hdul[1:]]
+    gain = primary["ATODGAIN"]
+
+    def frame(kind: str, n: int, exptime: float, signal: float, mjd: float) -> None:
+        head = primary.copy()
+        head["IMAGETYP"] = kind.upper()
+        head["EXPTIME"] = exptime
+        head["EXPSTART"] = mjd
+        hdus: list = [fits.PrimaryHDU(header=head)]
+        for chip, (header, shape) in enumerate(chips, start=1):
+            yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+            pattern = 1.0 - 0.05 * chip * ((xx - 20) ** 2 + (yy - 20) ** 2) / 800.0
+            electrons = rng.poisson(signal * pattern * gain) if signal else 0.0
+            adu = 300.0 + 10 * chip + electrons / gain + rng.normal(0, 5.0 / gain, shape)
+            hdus.append(fits.ImageHDU(np.round(adu).astype(np.int16), header))
+        fits.HDUList(hdus).writeto(root / f"wfpc2_{kind}_{n}.fits")
+
+    for n in range(3):
+        frame("bias", n, 0.0, 0.0, 49491.66 + n * 1e-3)
+        frame("dark", n, 100.0, 50.0, 49491.67 + n * 1e-3)  # 0.5 ADU/s of dark current
+        frame("flat", n, 1.0, 2000.0, 49491.68 + n * 1e-3)
+    return root
+
+
+#: The amplifiers of the seeded two-amplifier camera: name, overscan, data, gain, read noise.
+AMPLIFIERS = (
+    ("AMP1", "[49:56,1:64]", "[1:48,1:64]", 1.5, 4.0),
+    ("AMP2", "[1:8,1:64]", "[9:56,1:64]", 2.2, 6.0),
+)
+
+
+def two_amp_night(root: Path, rng: np.random.Generator) -> Path:
+    """A seeded night of a two-amplifier camera writing one extension per amplifier (64 rows
+    by 56 columns: 48 of data and an 8-column overscan strip, left or right), each with its
+    own BIASSEC, TRIMSEC, GAIN and RDNOISE: 5 biases, 3 darks, 3 flats and 2 science frames."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows, cols = 64, 56
+    yy, xx = np.mgrid[0:rows, 0:cols]
+
+    def frame(kind: str, n: int, exptime: float, signal: float, mjd: float) -> None:
+        primary = fits.Header()
+        primary.update({"IMAGETYP": kind, "EXPTIME": exptime, "FILTER": "R", "INSTRUME": "TWOAMP"})
+        primary["MJD-OBS"] = mjd
+        hdus: list = [fits.PrimaryHDU(header=primary)]
+        for amp, (name, biassec, trimsec, gain, noise) in enumerate(AMPLIFIERS):
+            level = 400.0 + 50 * amp + 3.0 * yy / rows + rng.normal(0, 0.5)
+            pattern = 1.0 - 0.1 * ((xx - 28) ** 2 + (yy - 32) ** 2) / 2000.0
+            electrons = rng.poisson(signal * pattern) if signal else 0.0
+            adu = level + electrons / gain + rng.normal(0.0, noise / gain, (rows, cols))
+            data_cols = slice(0, 48) if amp == 0 else slice(8, 56)
+            over = np.ones(cols, bool)
+            over[data_cols] = False
+            adu[:, over] = level[:, over] + rng.normal(0.0, noise / gain, (rows, 8))
+            header = fits.Header()
+            header.update({"BIASSEC": biassec, "TRIMSEC": trimsec, "GAIN": gain})
+            header["RDNOISE"] = noise
+            header["SATURATE"] = 65000
+            hdus.append(fits.ImageHDU(np.round(adu).astype(np.uint16), header, name=name, ver=1))
+        fits.HDUList(hdus).writeto(root / f"amp_{kind}_{n}.fits")
+
+    for n in range(5):
+        frame("bias", n, 0.0, 0.0, 61050.10 + n * 1e-3)
+    for n in range(3):
+        frame("dark", n, 60.0, 0.1 * 60.0, 61050.11 + n * 1e-3)
+        frame("flat", n, 5.0, 20000.0, 61050.12 + n * 1e-3)
+    for n in range(2):
+        frame("object", n, 60.0, 800.0, 61050.20 + n * 1e-3)
+    return root

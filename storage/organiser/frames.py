@@ -17,6 +17,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,100 @@ def cache_enabled() -> bool:
     return Settings().cache
 
 
-def read_header(path: Path) -> fits.Header:
+#: An image extension of a multi-extension frame: ``(EXTNAME, EXTVER)``.
+Extension = tuple[str, int]
+
+#: Cards of a header that describe its HDU's own structure (never inherited or copied).
+STRUCTURE_CARDS = frozenset(
+    {
+        "SIMPLE",
+        "XTENSION",
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "NAXIS3",
+        "EXTEND",
+        "PCOUNT",
+        "GCOUNT",
+        "BSCALE",
+        "BZERO",
+        "EXTNAME",
+        "EXTVER",
+        "INHERIT",
+        "COMMENT",
+        "HISTORY",
+        "",
+    }
+)
+
+
+def read_header(path: Path, ext: Extension | None = None, *, inherit: bool = True) -> fits.Header:
+    """The primary header, or for ``ext`` the extension's header followed (``inherit``) by the
+    primary's cards it lacks: keywords are looked up in the extension first, then the primary
+    (the inheritance NOAO, ESO and HST files rely on)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fits.getheader(path)
+            if ext is None:
+                return fits.getheader(path)
+            with fits.open(path, lazy_load_hdus=True) as hdul:
+                header = hdul[ext].header.copy()
+                primary = hdul[0].header
     except Exception as exc:
         raise ProcessingError(f"{path.name}: not a readable FITS file: {exc}") from exc
+    if not inherit:
+        return header
+    for card in primary.cards:
+        if card.keyword not in STRUCTURE_CARDS and card.keyword not in header:
+            with contextlib.suppress(Exception):
+                header.append(card)
+    return header
 
 
-def read_data(path: Path, ext: int | str = 0) -> np.ndarray:
+def image_extensions(path: Path) -> list[Extension] | None:
+    """The image extensions of a frame: None when its primary HDU holds the 2-D image;
+    else every extension holding a 2-D image, as ``(EXTNAME, EXTVER)`` (HST's empty ``ERR``
+    and ``DQ`` extensions, which hold no data, are not images).
+
+    Raises
+    ------
+    ProcessingError
+        Naming the file and what it holds, for a cube (3-D) or a file with no 2-D image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, lazy_load_hdus=True) as hdul:
+                shapes = [
+                    (i, hdu.header.get("XTENSION", "PRIMARY"), hdu.name, hdu.ver, hdu.header)
+                    for i, hdu in enumerate(hdul)
+                ]
+    except Exception as exc:
+        raise ProcessingError(f"{path.name}: not a readable FITS file: {exc}") from exc
+    found: list[Extension] = []
+    held: list[str] = []
+    for i, kind, name, ver, header in shapes:
+        naxis = int(header.get("NAXIS", 0) or 0)
+        dims = [int(header.get(f"NAXIS{k}", 0) or 0) for k in range(1, naxis + 1)]
+        if kind in ("PRIMARY", "IMAGE") and naxis >= 3 and all(d > 1 for d in dims[2:]):
+            raise ProcessingError(
+                f"{path.name}: HDU {i} ({name}) is a {naxis}-D cube "
+                f"({'x'.join(map(str, dims))}), not a 2-D image"
+            )
+        if kind in ("PRIMARY", "IMAGE") and naxis >= 2 and dims[0] > 0 and dims[1] > 0:
+            if i == 0:
+                return None
+            found.append((str(name), int(ver)))
+        elif kind not in ("PRIMARY", "IMAGE"):
+            held.append(f"{str(kind).strip().lower()} {name}".strip())
+    if not found:
+        what = ", ".join(held) if held else "empty HDUs only"
+        raise ProcessingError(f"{path.name}: holds no 2-D image ({what})")
+    return found
+
+
+def read_data(path: Path, ext: int | str | Extension = 0) -> np.ndarray:
     """A whole image (float32; float64 kept) as an array.
 
     Raises
@@ -65,16 +150,16 @@ def read_data(path: Path, ext: int | str = 0) -> np.ndarray:
 
 
 class RawRows(FitsRows):
-    """Row-band access (``frame[r0:r1]``, float32) to the primary image of a raw frame,
-    without loading it whole."""
+    """Row-band access (``frame[r0:r1]``, float32) to the image of a raw frame (its primary
+    HDU, or the extension ``ext``), without loading it whole."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ext: Extension | None = None) -> None:
         self.path = path
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
-                hdu = hdul[0]
+                hdu = hdul[0 if ext is None else ext]
                 shape = tuple(hdu.shape)
         except Exception as exc:
             raise ProcessingError(f"{path.name}: not a readable FITS image: {exc}") from exc
@@ -184,14 +269,67 @@ def write_product(
         fits.HDUList(hdus).writeto(out)
 
 
+@dataclass(frozen=True)
+class ProductPart:
+    """One extension of a multi-extension product: the raw frame's ``(EXTNAME, EXTVER)``,
+    its pixels, its header (the raw extension's, updated), and its planes (``VARIANCE``,
+    ``MASK``), written after it with the same ``EXTVER`` and ``AF_OF`` naming it."""
+
+    extension: Extension
+    data: np.ndarray
+    header: fits.Header | None = None
+    cards: Mapping[str, Any] = field(default_factory=dict)
+    planes: Sequence[tuple[str, np.ndarray]] = ()
+
+
+def write_mef_product(
+    path: Path,
+    parts: Sequence[ProductPart],
+    cards: Mapping[str, Any],
+    history: Sequence[str] = (),
+    base_header: fits.Header | None = None,
+) -> None:
+    """Write a multi-extension product atomically: a primary header (the raw primary's
+    cards, ``cards`` and HISTORY) without data, then each part and its planes."""
+    header = fits.Header()
+    for card in (base_header or fits.Header()).cards:
+        if card.keyword not in STRUCTURE_CARDS:
+            with contextlib.suppress(Exception):
+                header.append(card)
+    for key, value in cards.items():
+        header[key] = value
+    for line in history:
+        header.add_history(line)
+    hdus: list[Any] = [fits.PrimaryHDU(None, header)]
+    for number, part in enumerate(parts, start=1):
+        own = fits.Header()
+        for card in (part.header or fits.Header()).cards:
+            if card.keyword not in STRUCTURE_CARDS:
+                with contextlib.suppress(Exception):
+                    own.append(card)
+        for key, value in part.cards.items():
+            own[key] = value
+        name, ver = part.extension
+        hdus.append(fits.ImageHDU(part.data, own, name=name, ver=ver))
+        for plane, array in part.planes:
+            extra = fits.Header()
+            extra["AF_OF"] = (f"{name},{ver}", "the extension this plane belongs to")
+            hdus.append(fits.ImageHDU(array, extra, name=plane, ver=number))
+    with atomic_write(path, fsync=True) as out:
+        fits.HDUList(hdus).writeto(out)
+
+
 @contextlib.contextmanager
-def opened(paths: Sequence[Path]) -> Iterator[tuple[list[RawRows], list[tuple[Path, str]]]]:
-    """Open raw frames for row reading; unreadable ones are returned as ``(path, reason)``."""
+def opened(
+    paths: Sequence[Path], ext: Extension | None = None
+) -> Iterator[tuple[list[RawRows], list[tuple[Path, str]]]]:
+    """Open raw frames (their extension ``ext``) for row reading; unreadable ones are
+    returned as ``(path, reason)``."""
     good: list[RawRows] = []
     bad: list[tuple[Path, str]] = []
     for p in paths:
         try:
-            good.append(RawRows(p))
+            good.append(RawRows(p, ext))
         except ProcessingError as exc:
             bad.append((p, str(exc)))
     try:

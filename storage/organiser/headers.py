@@ -67,10 +67,27 @@ def _scan_header(path: Path, wanted: frozenset[str] | set[str], card_type: Any) 
 
 
 def image_pixels(path: Path) -> int:
-    """Pixels of a FITS image from its header cards (0 when unreadable: the recipe that
-    reads it reports that)."""
+    """Pixels of a FITS frame from its header cards: its primary image's, or the sum over
+    its image extensions' (0 when unreadable: the recipe that reads it reports that)."""
     try:
         cards = read_header(path, {"NAXIS1", "NAXIS2"})
-        return int(cards.get("NAXIS1", 0)) * int(cards.get("NAXIS2", 0))
+        pixels = int(cards.get("NAXIS1", 0)) * int(cards.get("NAXIS2", 0))
     except (ProcessingError, TypeError, ValueError):
+        return 0
+    if pixels:
+        return pixels
+    import warnings
+
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, lazy_load_hdus=True) as hdul:
+                return sum(
+                    int(h.header.get("NAXIS1", 0) or 0) * int(h.header.get("NAXIS2", 0) or 0)
+                    for h in hdul
+                    if h.is_image
+                )
+    except Exception:
         return 0

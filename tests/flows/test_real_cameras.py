@@ -158,3 +158,63 @@ def test_a_missing_gain_is_an_error_not_one(tmp_path: Path) -> None:
     bias = next(n for n in summary.failed if "MBIAS" in n)
     assert "no GAIN in its header" in summary.reasons[bias]
     assert not summary.made  # nothing made in ADU and called electrons
+
+
+def test_a_two_amplifier_night_calibrates_as_ccdproc(tmp_path: Path) -> None:
+    """Multi-extension frames, one amplifier each with its own overscan and gain: every
+    master and reduced frame equals ccdproc's chain on the same extension to 1e-5."""
+    from tests.real_frames import AMPLIFIERS, two_amp_night
+
+    ws = two_amp_night(tmp_path / "ws", np.random.default_rng(21))
+    prepare_workspace(str(ws), rules="iraf-ccd")
+    summary = calibration_cascade(str(ws))
+    assert summary.failed == (), summary.reasons
+    assert len(summary.made) == 5  # bias, dark, flat, two science frames
+    raw = sorted((ws / "raw").rglob("*.fits"))
+    for amp in AMPLIFIERS:
+        name, noise = amp[0], amp[4]
+
+        def pre(path: Path, amp: tuple = amp) -> np.ndarray:
+            name, biassec, trimsec, gain, _ = amp
+            ccd = CCDData(fits.getdata(path, (name, 1)), unit="adu")
+            ccd = ccdproc.subtract_overscan(ccd, fits_section=biassec, median=True, overscan_axis=1)
+            ccd = ccdproc.trim_image(ccd, fits_section=trimsec)
+            return ccdproc.gain_correct(ccd, gain * u.electron / u.adu).data
+
+        bias = _clipped_mean([pre(p) for p in raw if "_bias_" in p.name])
+        dark = _clipped_mean([(pre(p) - bias) / 60.0 for p in raw if "_dark_" in p.name])
+        flats = []
+        for p in raw:
+            if "_flat_" in p.name:
+                corrected = pre(p).astype(np.float32) - bias - dark * 5.0
+                flats.append((corrected / np.median(corrected)).astype(np.float32))
+        flat = _clipped_mean(flats)
+        flat /= np.nanmedian(flat)
+        for recipe, ref in (("MBIAS", bias), ("MDARK", dark), ("MFLAT", flat)):
+            ours = fits.getdata(_product(ws, f"*{recipe}*.fits"), (name, 1))
+            np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4, err_msg=recipe)
+        for p in raw:
+            if "_object_" not in p.name:
+                continue
+            science = ccdproc.subtract_bias(
+                CCDData(pre(p), unit=u.electron), CCDData(bias, unit=u.electron)
+            )
+            science = ccdproc.subtract_dark(
+                science,
+                CCDData(dark * 60.0, unit=u.electron),
+                dark_exposure=60 * u.s,
+                data_exposure=60 * u.s,
+            )
+            master_flat = CCDData(flat, unit=u.dimensionless_unscaled)
+            science = ccdproc.flat_correct(science, master_flat, norm_value=1)
+            with fits.open(_product(ws, p.name.replace(".fits", "_RED.fits"))) as hdul:
+                ours = hdul[name, 1]
+                assert ours.header["BUNIT"] == "electron"
+                assert ours.data.shape == (64, 48)
+                np.testing.assert_allclose(ours.data, science.data, rtol=1e-5, atol=1e-3)
+                number = [h.name for h in hdul if h.name.startswith("AMP")].index(name) + 1
+                variance = hdul["VARIANCE", number].data
+                signal = pre(p) - bias - dark * 60.0
+                np.testing.assert_allclose(
+                    variance, (np.clip(signal, 0, None) + noise**2) / flat**2, rtol=1e-5
+                )

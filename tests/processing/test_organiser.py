@@ -228,3 +228,103 @@ def test_indexed_matching_equals_brute_force(seed: int) -> None:
     finally:
         org._nearest = original
     assert got == want
+
+
+# -- sites, dates, tokens, validity --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("longitude", "hours", "nights"),
+    [
+        (-156.3, range(5, 17), {"2026-12-01"}),  # Hawaii: 05:00-16:00 UT is one night
+        (149.07, range(7, 19), {"2026-12-02"}),  # Siding Spring: 07:00-18:00 UT, local evening
+        (None, range(5, 17), {"2026-12-01", "2026-12-02"}),  # the default rule splits it
+    ],
+    ids=["hawaii", "australia", "no-site"],
+)
+def test_a_night_runs_from_local_noon_to_local_noon(
+    longitude: float | None, hours: range, nights: set[str]
+) -> None:
+    stamps = [mjd_from_isot("2026-12-02", f"{h:02d}:30:00") for h in hours]
+    assert {night_of(m, longitude) for m in stamps} == nights
+
+
+@pytest.mark.parametrize(
+    ("value", "degrees"),
+    [
+        (-70.4045, -70.4045),
+        ("-96:27:11.8008", -(96 + 27 / 60 + 11.8008 / 3600)),
+        ("+149:03:42.00", 149 + 3 / 60 + 42 / 3600),
+        (289.6, 289.6 - 360),
+        ("east", None),
+    ],
+    ids=["number", "sexagesimal-west", "sexagesimal-east", "0-360", "text"],
+)
+def test_site_longitudes_in_header_forms(value: object, degrees: float | None) -> None:
+    from astroflow.processing.organiser import parse_longitude
+
+    found = parse_longitude(value)
+    assert found == (pytest.approx(degrees) if degrees is not None else None)
+
+
+def test_the_site_longitude_comes_from_rules_then_header_then_setting() -> None:
+    from astroflow.models.rules import Site
+    from astroflow.processing.organiser import site_longitude
+
+    header = {"SITELONG": "-96:27:11.8"}
+    with_site = RULES.model_copy(update={"site": Site(longitude=20.81)})
+    assert site_longitude(header, with_site, 10.0) == pytest.approx(20.81)
+    assert site_longitude(header, RULES, 10.0) == pytest.approx(-96.4533, abs=1e-4)
+    assert site_longitude({}, RULES, 10.0) == 10.0
+    geocentric = {"OBSGEO-X": 5327448.9957, "OBSGEO-Y": -1718665.7387}  # Kitt Peak
+    assert site_longitude(geocentric, RULES) == pytest.approx(-17.88, abs=0.01)
+
+
+def test_pre_2000_dates_and_a_date_with_its_time() -> None:
+    assert mjd_from_isot("19/05/94") == 49491.0  # dd/mm/yy: 1994
+    assert mjd_from_isot("2013-07-13", "00:57:33") == pytest.approx(56486.0399653)
+    info = frame_info(
+        "f.fits",
+        _h(**{"MJD-OBS": 56486.0, "DATE-OBS": "2013-07-13", "UT": "00:57:33"}),
+        RULES.model_copy(update={"keywords": {**RULES.keywords, "time_obs": "UT"}}),
+    )
+    assert info.mjd_obs == pytest.approx(56486.0399653)  # not the MJD rounded to the day
+
+
+def test_classification_values_match_by_token() -> None:
+    eso = load_rules("eso-imager")
+    header = {
+        "ESO DPR CATG": "SCIENCE",
+        "ESO DPR TYPE": "OBJECT",
+        "ESO DPR TECH": "IMAGE,JITTER",
+        "EXPTIME": 10.0,
+        "MJD-OBS": 61050.1,
+        "INSTRUME": "HAWKI",
+    }
+    header = {k: v for k, v in header.items() if k in set(eso.keywords.values())}
+    assert frame_info("j.fits", header, eso).kind == "science"
+
+
+def test_calibrations_older_than_the_recipes_max_age_are_skipped_and_said() -> None:
+    rules = RULES.model_copy(
+        update={
+            "recipes": tuple(
+                r.model_copy(update={"max_age_days": 2.0}) if r.name == "mbias" else r
+                for r in RULES.recipes
+            )
+        }
+    )
+    frames = [
+        frame_info(f"b{i}.fits", _h(**{"MJD-OBS": 61040.1 + i * 1e-3}), rules) for i in range(3)
+    ] + [
+        frame_info(f"d{i}.fits", _h(IMAGETYP="DARK", EXPTIME=60.0, **{"MJD-OBS": 61050.1}), rules)
+        for i in range(3)
+    ]
+    sets, products = plan_sets(frames, rules)
+    sofs = {s.recipe: s for s in match_calibrations(sets, products, rules)}
+    dark = sofs["mdark"]
+    assert not dark.complete
+    assert "older ones skipped" in dark.reason
+    (skipped,) = dark.skipped
+    assert "10.0 d apart, more than mbias's max_age_days 2" in skipped
+    assert "# SKIPPED: " in dark.text()

@@ -1,0 +1,146 @@
+"""Frames of real instruments read through their primary and extension headers, with a rules
+file for each; multi-extension frames calibrated extension by extension."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.stats import sigma_clip
+from typer.testing import CliRunner
+
+from astroflow.flows.cascade import calibration_cascade
+from astroflow.flows.cli import app
+from astroflow.flows.organiser import prepare_workspace
+from astroflow.storage.organiser import catalog
+from astroflow.storage.organiser.workspace import Workspace
+from tests.real_frames import STIS, WFPC2, astropy_data, wfpc2_night
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _frames(ws: Path) -> dict:
+    return {
+        Path(p).name: info
+        for p, (_, info) in catalog.load_frames(Workspace.open(ws).database()).items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "rules", "kind", "exptime", "night"),
+    [
+        (WFPC2, "hst-wfpc2", "science", 0.23, "1994-05-19"),
+        (STIS, "hst-stis", "science", 30.0, "1998-04-20"),
+    ],
+    ids=["wfpc2", "stis"],
+)
+def test_hst_frames_are_read_through_primary_and_extension(
+    tmp_path: Path, name: str, rules: str, kind: str, exptime: float, night: str
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    shutil.copy(astropy_data(name), ws / name)
+    summary = prepare_workspace(str(ws), rules=rules)
+    assert summary.rejected == ()
+    (info,) = _frames(ws).values()
+    assert info.kind == kind
+    assert info.exptime == pytest.approx(exptime)  # STIS: from the SCI header only
+    assert info.night == night
+
+
+def test_a_frame_the_rules_are_not_for_goes_to_misc_with_the_reason(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    shutil.copy(astropy_data(STIS), ws / STIS)
+    summary = prepare_workspace(str(ws), rules="hst-wfpc2")
+    ((file, reason),) = summary.rejected
+    assert file == STIS
+    assert "no rules claim it" in reason
+    assert "INSTRUME='STIS'" in reason
+    result = CliRunner().invoke(app, ["list", "misc", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    assert f'"file": "misc/{STIS}"' in result.output
+    assert "no rules claim it" in result.output
+
+
+def test_cubes_and_files_without_an_image_are_refused_naming_what_they_hold(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    header = fits.getheader(astropy_data(WFPC2))
+    fits.PrimaryHDU(np.zeros((3, 8, 8), np.float32), header).writeto(ws / "cube.fits")
+    table = fits.BinTableHDU.from_columns([fits.Column(name="x", format="E", array=[1.0])])
+    fits.HDUList([fits.PrimaryHDU(header=header), table]).writeto(ws / "table.fits")
+    summary = prepare_workspace(str(ws), rules="hst-wfpc2")
+    reasons = dict(summary.rejected)
+    assert "3-D cube (8x8x3), not a 2-D image" in reasons["cube.fits"]
+    assert "holds no 2-D image (bintable)" in reasons["table.fits"]
+
+
+def test_eso_ntt_frame_of_1991_is_uncompressed_and_accounted_for(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    shutil.copy(astropy_data("lzw.fits.Z"), ws / "lzw.fits.Z")
+    summary = prepare_workspace(str(ws), rules="eso-imager")
+    frames = _frames(ws)
+    if frames:
+        assert set(frames) == {"lzw.fits"}
+    else:
+        ((file, reason),) = summary.rejected
+        assert file == "lzw.fits"
+        assert reason  # shown by `astroflow list misc` (the test above) with its reason
+
+
+def _clipped_mean(frames: list[np.ndarray]) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sigma_clip(
+            np.stack(frames), sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
+        ).mean(axis=0)
+    return np.ma.filled(ref, np.nan)
+
+
+def test_every_wfpc2_chip_is_calibrated(tmp_path: Path) -> None:
+    ws = wfpc2_night(tmp_path / "ws", np.random.default_rng(3))
+    prepare_workspace(str(ws), rules="hst-wfpc2")
+    summary = calibration_cascade(str(ws))
+    assert summary.failed == (), summary.reasons
+    assert len(summary.made) == 4  # bias, dark, flat, the science frame
+    reduced = next((ws / "sessions" / "base" / "reduced").rglob("test0_RED.fits"))
+    raw = {p.name: p for p in (ws / "raw").rglob("*.fits")}
+    gain = fits.getheader(raw[WFPC2])["ATODGAIN"]
+    with fits.open(reduced) as hdul:
+        names = [(h.name, h.ver) for h in hdul[1:]]
+        assert names[:3] == [("SCI", 1), ("VARIANCE", 1), ("MASK", 1)]
+        assert sorted(n for n in names if n[0] == "SCI") == [("SCI", v) for v in range(1, 5)]
+        for chip in range(1, 5):
+
+            def electrons(kind: str, chip: int = chip) -> list[np.ndarray]:
+                return [
+                    fits.getdata(raw[n], ("SCI", chip)).astype(np.float64) * gain
+                    for n in sorted(raw)
+                    if f"_{kind}_" in n
+                ]
+
+            bias = _clipped_mean(electrons("bias"))
+            t_dark = fits.getheader(raw["wfpc2_dark_0.fits"])["EXPTIME"]
+            dark = _clipped_mean([(d - bias) / t_dark for d in electrons("dark")])
+            flats = []
+            for f in electrons("flat"):
+                corrected = f.astype(np.float32) - bias - dark * 1.0
+                flats.append((corrected / np.median(corrected)).astype(np.float32))
+            flat = _clipped_mean(flats)
+            flat /= np.nanmedian(flat)
+            science = fits.getdata(raw[WFPC2], ("SCI", chip)).astype(np.float64) * gain
+            expected = (science - bias - dark * 0.23) / flat
+            sci = hdul["SCI", chip]
+            assert sci.header["BUNIT"] == "electron"
+            np.testing.assert_allclose(sci.data, expected, rtol=1e-4, atol=1e-2)
+            assert hdul["MASK", chip].header["AF_OF"] == f"SCI,{chip}"
+        assert hdul[0].header["AF_RECIP"] == "reduce"
+        assert hdul[0].data is None
