@@ -1,5 +1,6 @@
 """Calibration maths of the cascade: frame corrections, reduction with variance and mask, and
-QC metrics. Pure numpy/astropy; arrays in ADU (float32 in, float64 where precision matters).
+QC metrics. numpy/astropy, and one numba kernel for the reduction (as the combine has one);
+arrays in ADU or electrons (float32 in, float64 where precision matters).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 from astropy.stats import mad_std, sigma_clipped_stats
+from numba import njit, prange
 
 from astroflow.models.errors import CalibrationError
 
@@ -50,18 +52,83 @@ def reduce_frame(
     Parameters
     ----------
     gain
-        e-/ADU, for the Poisson part of the variance.
+        e-/ADU, for the Poisson part of the variance (1 for a frame already in electrons).
     read_noise
-        ADU (from the master bias QC).
+        In the frame's unit (ADU, or e- for a frame in electrons).
 
     Returns
     -------
     science, variance, mask
-        float32 ADU, float32 ADU^2 (``(max(s, 0) / gain + RON^2) / flat^2``), and a uint8 bit
-        mask: 1 bad calibration (flat <= 0.5 or non-finite), 2 saturated, 4 non-finite raw.
+        float32 science, float32 variance (``(max(s, 0) / gain + RON^2) / flat^2``; NaN where
+        the signal is NaN), and a uint8 bit mask: 1 bad calibration (flat <= 0.5 or
+        non-finite), 2 saturated, 4 non-finite raw.
+
+    One pass over the pixels (numba, in parallel rows, float64 arithmetic per pixel as
+    numpy's float64 arrays would give, stored as float32): the arithmetic of
+    :func:`reduce_frame_numpy`, about ten times faster and without its temporaries.
     """
     if not gain > 0:
         raise CalibrationError(f"gain {gain} e-/ADU is not positive")
+    shape = raw.shape
+    if not (bias.shape == dark.shape == flat.shape == shape):
+        raise CalibrationError(
+            f"shapes differ: raw {shape}, bias {bias.shape}, dark {dark.shape}, flat {flat.shape}"
+        )
+    science = np.empty(shape, np.float32)
+    variance = np.empty(shape, np.float32)
+    mask = np.empty(shape, np.uint8)
+    _reduce_kernel(
+        np.ascontiguousarray(raw),
+        np.ascontiguousarray(bias, np.float64),
+        np.ascontiguousarray(dark, np.float64),
+        np.ascontiguousarray(flat, np.float64),
+        float(exptime),
+        float(gain),
+        float(read_noise) ** 2,
+        float(saturation),
+        science,
+        variance,
+        mask,
+    )
+    return science, variance, mask
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _reduce_kernel(raw, bias, dark, flat, exptime, gain, rn2, saturation, science, variance, mask):  # type: ignore[no-untyped-def]
+    rows, cols = raw.shape
+    for y in prange(rows):
+        for x in range(cols):
+            r = np.float64(raw[y, x])
+            b = bias[y, x]
+            d = dark[y, x]
+            f = flat[y, x]
+            bad = not (np.isfinite(f) and f > 0.5 and np.isfinite(b) and np.isfinite(d))
+            sf = 1.0 if bad else f
+            s = r - b - d * exptime
+            positive = s if not s < 0.0 else 0.0  # NaN stays NaN, as np.clip keeps it
+            science[y, x] = s / sf
+            variance[y, x] = (positive / gain + rn2) / (sf * sf)
+            m = 0
+            if bad:
+                m |= MASK_BAD
+            if r >= saturation:
+                m |= MASK_SATURATED
+            if not np.isfinite(r):
+                m |= MASK_NONFINITE
+            mask[y, x] = m
+
+
+def reduce_frame_numpy(
+    raw: np.ndarray,
+    bias: np.ndarray,
+    dark: np.ndarray,
+    flat: np.ndarray,
+    exptime: float,
+    gain: float,
+    read_noise: float,
+    saturation: float = 65000.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reduce_frame` in plain numpy: the reference its kernel is tested against."""
     rawd = raw.astype(np.float64)
     signal = rawd - bias - dark * exptime
     bad_cal = ~np.isfinite(flat) | (flat <= 0.5) | ~np.isfinite(bias) | ~np.isfinite(dark)

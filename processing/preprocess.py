@@ -97,11 +97,18 @@ def preprocess(
     CalibrationError
         For a non-positive gain, or a section outside the frame.
     """
-    data = np.asarray(raw, np.float64)
+    raw = np.asarray(raw)
+    height, width = raw.shape
     steps: list[str] = []
-    height, width = data.shape
+    rows_kept, columns_kept = trim if trim is not None else (slice(None), slice(None))
+    kept = raw[rows_kept, columns_kept]
+    if kept.size == 0:
+        raise CalibrationError(f"trim section lies outside the {width}x{height} frame")
+    # Each kept pixel gets exactly ccdproc's arithmetic (raw - level, then the cut): the
+    # levels come from the whole frame, and are subtracted from the kept region only.
+    data = kept.astype(np.float64)
     for (rows, columns), axis in overscans:
-        strip = data[rows, columns]
+        strip = raw[rows, columns]
         if strip.size == 0:
             raise CalibrationError(f"overscan section lies outside the {width}x{height} frame")
         level = overscan_model(strip, axis, method, order)
@@ -109,25 +116,20 @@ def preprocess(
             level = _spread(level, rows, height, axis)
         if axis == 0 and level.shape[1] != width:
             level = _spread(level, columns, width, axis)
-        data = data - level
+        data -= level[rows_kept, :] if axis == 1 else level[:, columns_kept]
         what = "per row" if axis == 1 else "per column"
         fit = f", polynomial of order {order}" if order is not None else ""
         steps.append(f"overscan: {method} {what}{fit}")
     origin = (0, 0)
     if trim is not None:
-        rows, columns = trim
-        cut = data[rows, columns]
-        if cut.size == 0:
-            raise CalibrationError(f"trim section lies outside the {width}x{height} frame")
-        origin = (columns.indices(width)[0], rows.indices(height)[0])
-        data = cut
+        origin = (columns_kept.indices(width)[0], rows_kept.indices(height)[0])
         steps.append(
-            f"trim: x {origin[0] + 1}.., y {origin[1] + 1}.. kept, {cut.shape[1]}x{cut.shape[0]}"
+            f"trim: x {origin[0] + 1}.., y {origin[1] + 1}.. kept, {kept.shape[1]}x{kept.shape[0]}"
         )
     if gain is not None:
         if not gain > 0:
             raise CalibrationError(f"gain {gain} e-/ADU is not positive")
-        data = data * gain
+        data *= gain
         steps.append(f"gain: x {gain:g} e-/ADU")
     return Preprocessed(data, tuple(steps), origin)
 

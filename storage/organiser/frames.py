@@ -231,6 +231,25 @@ def inputs_hash(paths: Sequence[Path]) -> str:
     return digest.hexdigest()[:32]
 
 
+def _header(
+    base: fits.Header | None,
+    cards: Mapping[str, Any] | None = None,
+    history: Sequence[str] = (),
+) -> fits.Header:
+    """A new header: the cards of ``base`` but those describing its HDU's structure, then
+    ``cards`` and HISTORY lines."""
+    header = fits.Header()
+    for card in (base or fits.Header()).cards:
+        if card.keyword not in STRUCTURE_CARDS:
+            with contextlib.suppress(Exception):
+                header.append(card)
+    for key, value in (cards or {}).items():
+        header[key] = value
+    for line in history:
+        header.add_history(line)
+    return header
+
+
 def write_product(
     path: Path,
     data: np.ndarray,
@@ -241,29 +260,7 @@ def write_product(
 ) -> None:
     """Write a product FITS atomically: primary image with ``cards`` and HISTORY lines, plus
     named image extensions."""
-    header = fits.Header()
-    if base_header is not None:
-        for card in base_header.cards:
-            if card.keyword not in (
-                "SIMPLE",
-                "BITPIX",
-                "NAXIS",
-                "NAXIS1",
-                "NAXIS2",
-                "EXTEND",
-                "BSCALE",
-                "BZERO",
-                "COMMENT",
-                "HISTORY",
-                "",
-            ):
-                with contextlib.suppress(Exception):
-                    header.append(card)
-    for key, value in cards.items():
-        header[key] = value
-    for line in history:
-        header.add_history(line)
-    hdus = [fits.PrimaryHDU(data, header)]
+    hdus = [fits.PrimaryHDU(data, _header(base_header, cards, history))]
     hdus.extend(fits.ImageHDU(arr, name=name) for name, arr in extensions)
     with atomic_write(path, fsync=True) as out:
         fits.HDUList(hdus).writeto(out)
@@ -291,26 +288,10 @@ def write_mef_product(
 ) -> None:
     """Write a multi-extension product atomically: a primary header (the raw primary's
     cards, ``cards`` and HISTORY) without data, then each part and its planes."""
-    header = fits.Header()
-    for card in (base_header or fits.Header()).cards:
-        if card.keyword not in STRUCTURE_CARDS:
-            with contextlib.suppress(Exception):
-                header.append(card)
-    for key, value in cards.items():
-        header[key] = value
-    for line in history:
-        header.add_history(line)
-    hdus: list[Any] = [fits.PrimaryHDU(None, header)]
+    hdus: list[Any] = [fits.PrimaryHDU(None, _header(base_header, cards, history))]
     for number, part in enumerate(parts, start=1):
-        own = fits.Header()
-        for card in (part.header or fits.Header()).cards:
-            if card.keyword not in STRUCTURE_CARDS:
-                with contextlib.suppress(Exception):
-                    own.append(card)
-        for key, value in part.cards.items():
-            own[key] = value
         name, ver = part.extension
-        hdus.append(fits.ImageHDU(part.data, own, name=name, ver=ver))
+        hdus.append(fits.ImageHDU(part.data, _header(part.header, part.cards), name=name, ver=ver))
         for plane, array in part.planes:
             extra = fits.Header()
             extra["AF_OF"] = (f"{name},{ver}", "the extension this plane belongs to")

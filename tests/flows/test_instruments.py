@@ -4,13 +4,11 @@ file for each; multi-extension frames calibrated extension by extension."""
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.stats import sigma_clip
 from typer.testing import CliRunner
 
 from astroflow.flows.cascade import calibration_cascade
@@ -18,7 +16,7 @@ from astroflow.flows.cli import app
 from astroflow.flows.organiser import prepare_workspace
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.workspace import Workspace
-from tests.real_frames import STIS, WFPC2, astropy_data, wfpc2_night
+from tests.real_frames import STIS, WFPC2, astropy_data, clipped_mean, wfpc2_night
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -96,15 +94,6 @@ def test_eso_ntt_frame_of_1991_is_uncompressed_and_accounted_for(tmp_path: Path)
         assert reason  # shown by `astroflow list misc` (the test above) with its reason
 
 
-def _clipped_mean(frames: list[np.ndarray]) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = sigma_clip(
-            np.stack(frames), sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
-        ).mean(axis=0)
-    return np.ma.filled(ref, np.nan)
-
-
 def test_every_wfpc2_chip_is_calibrated(tmp_path: Path) -> None:
     ws = wfpc2_night(tmp_path / "ws", np.random.default_rng(3))
     prepare_workspace(str(ws), rules="hst-wfpc2")
@@ -127,14 +116,14 @@ def test_every_wfpc2_chip_is_calibrated(tmp_path: Path) -> None:
                     if f"_{kind}_" in n
                 ]
 
-            bias = _clipped_mean(electrons("bias"))
+            bias = clipped_mean(electrons("bias"))
             t_dark = fits.getheader(raw["wfpc2_dark_0.fits"])["EXPTIME"]
-            dark = _clipped_mean([(d - bias) / t_dark for d in electrons("dark")])
+            dark = clipped_mean([(d - bias) / t_dark for d in electrons("dark")])
             flats = []
             for f in electrons("flat"):
                 corrected = f.astype(np.float32) - bias - dark * 1.0
                 flats.append((corrected / np.median(corrected)).astype(np.float32))
-            flat = _clipped_mean(flats)
+            flat = clipped_mean(flats)
             flat /= np.nanmedian(flat)
             science = fits.getdata(raw[WFPC2], ("SCI", chip)).astype(np.float64) * gain
             expected = (science - bias - dark * 0.23) / flat

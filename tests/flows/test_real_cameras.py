@@ -3,7 +3,6 @@ STE3 CCD (ccdproc's ``a8280271.fits``: overscan columns, TRIMSEC, GAIN, RDNOISE)
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -12,12 +11,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.nddata import CCDData
-from astropy.stats import sigma_clip
 from astropy.wcs import WCS
 
 from astroflow.flows.cascade import calibration_cascade
 from astroflow.flows.organiser import prepare_workspace
-from tests.real_frames import SAAO, ccdproc_data, saao_night
+from tests.real_frames import SAAO, ccdproc_data, clipped_mean, saao_night
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -29,15 +27,6 @@ def _ccdproc_pre(path: Path) -> CCDData:
     ccd = ccdproc.subtract_overscan(ccd, fits_section=h["BIASSEC"], median=True, overscan_axis=1)
     ccd = ccdproc.trim_image(ccd, fits_section=h["TRIMSEC"])
     return ccdproc.gain_correct(ccd, h["GAIN"] * u.electron / u.adu)
-
-
-def _clipped_mean(frames: list[np.ndarray]) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = sigma_clip(
-            np.stack(frames), sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
-        ).mean(axis=0)
-    return np.ma.filled(ref, np.nan)
 
 
 def _product(ws: Path, pattern: str) -> Path:
@@ -56,19 +45,19 @@ def test_saao_night_calibrates_as_ccdproc(tmp_path: Path) -> None:
 
     # masters: ccdproc's pre-processing, then the same clipped mean
     pre = {p.name: _ccdproc_pre(p) for p in raw}
-    bias_ref = _clipped_mean([pre[n].data for n in pre if "_zero_" in n])
+    bias_ref = clipped_mean([pre[n].data for n in pre if "_zero_" in n])
     bias = fits.getdata(_product(ws, "*MBIAS*.fits"))
     np.testing.assert_allclose(bias, bias_ref, rtol=1e-5, atol=1e-4)
     exptime = fits.getheader(raw[0])["EXPTIME"]
     darks = [(pre[n].data - bias_ref) / exptime for n in pre if "_dark_" in n]
     dark = fits.getdata(_product(ws, "*MDARK*.fits"))
-    np.testing.assert_allclose(dark, _clipped_mean(darks), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dark, clipped_mean(darks), rtol=1e-5, atol=1e-5)
     flats = []  # (float32 frames, as astroflow's products and pixel cache hold them)
     for n in pre:
         if "_flat_" in n:
             corrected = pre[n].data.astype(np.float32) - bias_ref - dark * 10.0
             flats.append((corrected / np.median(corrected)).astype(np.float32))
-    flat_ref = _clipped_mean(flats)
+    flat_ref = clipped_mean(flats)
     flat_ref /= np.nanmedian(flat_ref)
     flat = fits.getdata(_product(ws, "*MFLAT*.fits"))
     np.testing.assert_allclose(flat, flat_ref, rtol=1e-5)
@@ -181,14 +170,14 @@ def test_a_two_amplifier_night_calibrates_as_ccdproc(tmp_path: Path) -> None:
             ccd = ccdproc.trim_image(ccd, fits_section=trimsec)
             return ccdproc.gain_correct(ccd, gain * u.electron / u.adu).data
 
-        bias = _clipped_mean([pre(p) for p in raw if "_bias_" in p.name])
-        dark = _clipped_mean([(pre(p) - bias) / 60.0 for p in raw if "_dark_" in p.name])
+        bias = clipped_mean([pre(p) for p in raw if "_bias_" in p.name])
+        dark = clipped_mean([(pre(p) - bias) / 60.0 for p in raw if "_dark_" in p.name])
         flats = []
         for p in raw:
             if "_flat_" in p.name:
                 corrected = pre(p).astype(np.float32) - bias - dark * 5.0
                 flats.append((corrected / np.median(corrected)).astype(np.float32))
-        flat = _clipped_mean(flats)
+        flat = clipped_mean(flats)
         flat /= np.nanmedian(flat)
         for recipe, ref in (("MBIAS", bias), ("MDARK", dark), ("MFLAT", flat)):
             ours = fits.getdata(_product(ws, f"*{recipe}*.fits"), (name, 1))
