@@ -65,8 +65,8 @@ work.predict(ws.ref, rules)
 work.write_session_sofs(ws.ref, rules, session)
 plan = CascadePlan(ws, session, False, None)
 with ThreadPoolExecutor(2) as pool:
-    for recipe in plan.levels:
-        inputs = plan.level(recipe, work.refresh_session_sofs(ws.ref, plan.rules, session))
+    for rules, recipe in plan.levels:
+        inputs = plan.level(rules, recipe, work.refresh_session_sofs(ws.ref, plan.rules, session))
         results = dict(zip([i.product for i in inputs], pool.map(run_recipe, inputs)))
         plan.record(inputs, results, ErrorStack())
 failed = [o.product for o in plan.outcomes if o.failed or o.kind == "incomplete"]

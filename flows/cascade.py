@@ -32,19 +32,21 @@ def cascade_levels(
     logger = get_run_logger()
     ws = Workspace.open(workspace, writable=True)
     plan = CascadePlan(ws, session, overwrite, recipes)
-    for recipe in plan.levels:
+    for rules, recipe in plan.levels:
         sofs = refresh_sofs_task(ws.ref, plan.rules, session)
-        inputs = plan.level(recipe, sofs)
+        inputs = plan.level(rules, recipe, sofs)
         if recipe.name not in plan.wanted:
             continue
         require_free(
             ws.session_dir(session),
-            plan.estimated_bytes(inputs),
+            plan.estimated_bytes(rules, inputs),
             f"the {recipe.name} level ({len(inputs)} product(s))",
         )
-        incomplete = sum(s.recipe == recipe.name and not s.complete for s in sofs)
+        incomplete = sum(
+            s.recipe == recipe.name and s.rules == rules.name and not s.complete for s in sofs
+        )
         logger.info("%s: %d SOF(s) to run, %d incomplete", recipe.name, len(inputs), incomplete)
-        futures = recipe_task(plan.recipes[recipe.name]).map(inputs)
+        futures = recipe_task(plan.recipe(rules, recipe)).map(inputs)
         done, raised = collect(futures, [i.product for i in inputs], recipe.name)
         plan.record(inputs, done, raised)
     refresh_sofs_task(ws.ref, plan.rules, session)  # the final SOFs reflect every status

@@ -8,7 +8,7 @@ from astroflow.flows import params, report
 from astroflow.flows.common import publish_errors
 from astroflow.models.errors import ErrorStack
 from astroflow.models.organiser import PrepareSummary
-from astroflow.models.rules import DEFAULT_RULESET, load_rules
+from astroflow.models.rules import DEFAULT_RULESET, load_rulebook
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.organiser import (
@@ -42,7 +42,7 @@ def prepare_workspace(
     ws = Workspace.open(workspace, writable=True)
     db = ws.database()
     session = begin_prepare_task(ws.ref, rules or DEFAULT_RULESET, refresh)
-    ruleset = load_rules(rules or ws.session_row(session).rules)
+    ruleset = load_rulebook(rules or ws.session_row(session).rules)
     check_recipes(ruleset)  # a rules file whose recipes cannot run is refused before anything
     ref = ws.ref
     _, failed = uncompress_task(ref)
@@ -51,7 +51,7 @@ def prepare_workspace(
     n_sets, incomplete, n_products, changed = predict_task(ref, ruleset)
     written = 0
     for s in ws.sessions():
-        w, c = write_sofs_task(ref, load_rules(s.rules) if s.rules else ruleset, s.name)
+        w, c = write_sofs_task(ref, load_rulebook(s.rules) if s.rules else ruleset, s.name)
         written += w
         changed = changed or c
     errors = ErrorStack(reports=tuple(reports + more))
@@ -127,5 +127,5 @@ def refresh_session(workspace: params.Workspace, session: params.Session = None)
     """
     ws = Workspace.open(workspace, writable=True)
     row = ws.session_row(session)
-    written, _ = write_sofs_task(ws.ref, load_rules(row.rules), row.name)
+    written, _ = write_sofs_task(ws.ref, load_rulebook(row.rules), row.name)
     return row.name, written

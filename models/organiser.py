@@ -26,6 +26,7 @@ class FrameInfo(BaseModel):
     mjd_obs: float
     night: str
     object: str = ""
+    rules: str = ""  # the ruleset that classified it (a workspace may hold several cameras)
 
     def key(self, name: str) -> str:
         """The value of a grouping/matching key as text."""
@@ -103,6 +104,7 @@ class SofPlan(BaseModel):
     calibrations: tuple[str, ...] = ()  # product names used
     substitutions: tuple[str, ...] = ()  # "<used> replaces <failed> (failed)"
     skipped: tuple[str, ...] = ()  # "<candidate>: <why>" (older than the recipe's max age)
+    rules: str = ""  # the ruleset whose recipe makes it
 
     def text(self) -> str:
         """The SOF file: a comment header, then ``path  TAG`` lines."""

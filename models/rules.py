@@ -317,4 +317,65 @@ def load_rules(name_or_path: str | Path = DEFAULT_RULESET) -> RuleSet:
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
 
 
+class RuleBook(BaseModel):
+    """The rules a session uses: one or more rulesets (instrument definitions) active at
+    once. A frame is classified by the first ruleset that claims it (:meth:`RuleSet.claims`);
+    its sets, products and cascade follow that ruleset's recipes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rulesets: tuple[RuleSet, ...]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RuleBook:
+        names = [r.name for r in self.rulesets]
+        if not names:
+            raise ValueError("no ruleset")
+        if len(set(names)) != len(names):
+            raise ValueError(f"ruleset names repeat: {names}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return ",".join(r.name for r in self.rulesets)
+
+    def claiming(self, header: Mapping[str, object]) -> RuleSet | None:
+        """The first ruleset that claims a frame with this header, or None."""
+        for rules in self.rulesets:
+            if rules.claims(header):
+                return rules
+        return None
+
+    def named(self, name: str) -> RuleSet:
+        """The ruleset of this name (the first one for ``""``: frames classified before
+        rulesets were recorded)."""
+        for rules in self.rulesets:
+            if rules.name == name:
+                return rules
+        if not name:
+            return self.rulesets[0]
+        raise KeyError(name)
+
+
+def as_book(rules: RuleSet | RuleBook) -> RuleBook:
+    """A ruleset as a book of one; a book as it is."""
+    return rules if isinstance(rules, RuleBook) else RuleBook(rulesets=(rules,))
+
+
+def load_rulebook(spec: str | Path = DEFAULT_RULESET) -> RuleBook:
+    """The rulesets named (shipped names or paths) in ``spec``, separated by commas
+    (``saao-ste3,hst-wfpc2``), in the order a frame is offered to them.
+
+    Raises
+    ------
+    ConfigError
+        For a ruleset that does not load, or two of one name.
+    """
+    parts = [p.strip() for p in str(spec).split(",") if p.strip()]
+    try:
+        return RuleBook(rulesets=tuple(load_rules(p) for p in parts or [DEFAULT_RULESET]))
+    except ValidationError as exc:
+        raise ConfigError(f"rules {str(spec)!r}: {exc.errors()[0]['msg']}") from None
+
+
 Status = Literal["pass", "fail"]

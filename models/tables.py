@@ -69,6 +69,7 @@ class RawFrame(SQLModel, table=True):
     mjd_obs: float
     night: str = Field(index=True)
     object: str | None = None
+    rules: str = Field(sa_column=sa.Column(sa.String(), nullable=False, server_default=""))
     ignore: bool = Field(
         sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false())
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from astroflow.models.errors import ProcessingError
 from astroflow.models.organiser import FrameInfo, ProductPlan, SetPlan, SofLine, SofPlan
-from astroflow.models.rules import CalibrationNeed, RuleSet, matches
+from astroflow.models.rules import CalibrationNeed, RuleBook, RuleSet, as_book, matches
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
 NIGHT_OFFSET_DAYS = 15.0 / 24.0  # night = date of (MJD-OBS - 15 h)
@@ -103,15 +103,91 @@ def site_longitude(
     return math.degrees(math.atan2(y, x))
 
 
-def header_keywords(rules: RuleSet) -> frozenset[str]:
-    """Every header keyword classifying a frame under ``rules`` reads."""
-    return (
-        frozenset(rules.keywords.values())
-        | frozenset(rules.product_keywords)
-        | frozenset(rules.instrument)
-        | frozenset(rules.site.longitude_keywords)
-        | {"OBSGEO-X", "OBSGEO-Y"}
-    )
+def header_keywords(rules: RuleSet | RuleBook) -> frozenset[str]:
+    """Every header keyword classifying a frame under ``rules`` (each ruleset of a book)
+    reads."""
+    out: frozenset[str] = frozenset({"OBSGEO-X", "OBSGEO-Y"})
+    for rs in as_book(rules).rulesets:
+        out |= (
+            frozenset(rs.keywords.values())
+            | frozenset(rs.product_keywords)
+            | frozenset(rs.instrument)
+            | frozenset(rs.site.longitude_keywords)
+        )
+    return out
+
+
+def classify(
+    file: str,
+    header: Mapping[str, Any],
+    rules: RuleSet | RuleBook,
+    default_longitude: float | None = None,
+) -> FrameInfo:
+    """Classify one raw frame with the first ruleset of ``rules`` that claims it.
+
+    Raises
+    ------
+    ProcessingError
+        When no ruleset claims it (naming them and the header values they look for), or as
+        :func:`frame_info`.
+    """
+    book = as_book(rules)
+    chosen = book.claiming(header)
+    if chosen is None and len(book.rulesets) == 1:
+        chosen = book.rulesets[0]  # frame_info says why it is not for these rules
+    if chosen is None:
+        looked = sorted({k for rs in book.rulesets for k in rs.instrument})
+        shown = ", ".join(f"{k}={_text(header.get(k))!r}" for k in looked)
+        raise ProcessingError(f"{file}: no rules claim it (rules {book.name}; {shown})")
+    return frame_info(file, header, chosen, default_longitude)
+
+
+def plan_book(
+    frames: Iterable[FrameInfo], rules: RuleSet | RuleBook
+) -> tuple[list[SetPlan], list[ProductPlan]]:
+    """:func:`plan_sets` for each ruleset of a book, on the frames it classified."""
+    book = as_book(rules)
+    by_rules: dict[str, list[FrameInfo]] = defaultdict(list)
+    for frame in frames:
+        by_rules[book.named(frame.rules).name].append(frame)
+    sets: list[SetPlan] = []
+    products: list[ProductPlan] = []
+    for rs in book.rulesets:
+        s, p = plan_sets(by_rules.get(rs.name, []), rs)
+        sets += s
+        products += p
+    names = [s.name for s in sets]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ProcessingError(f"product names collide across rulesets: {dupes[:5]}")
+    return sets, products
+
+
+def match_book(
+    sets: list[SetPlan],
+    products: list[ProductPlan],
+    rules: RuleSet | RuleBook,
+    frame_rules: Mapping[str, str],
+    statuses: Mapping[str, str] | None = None,
+    session_root: str = "",
+) -> list[SofPlan]:
+    """:func:`match_calibrations` for each ruleset of a book: its sets (those of its frames,
+    ``frame_rules`` mapping a frame path to its ruleset) matched with its products; each SOF
+    says its ruleset."""
+    book = as_book(rules)
+    sofs: list[SofPlan] = []
+    for rs in book.rulesets:
+        mine = [
+            s
+            for s in sets
+            if book.named(frame_rules.get(s.frames[0], "") if s.frames else "").name == rs.name
+        ]
+        names = {s.name for s in mine}
+        found = match_calibrations(
+            mine, [p for p in products if p.set_name in names], rs, statuses, session_root
+        )
+        sofs += [s.model_copy(update={"rules": rs.name}) for s in found]
+    return sofs
 
 
 def _text(value: Any) -> str:
@@ -205,6 +281,7 @@ def frame_info(
         mjd_obs=mjd,
         night=night_of(mjd, site_longitude(header, rules, default_longitude)),
         object=_text(values.get("object")),
+        rules=rules.name,
     )
 
 

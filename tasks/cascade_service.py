@@ -22,7 +22,7 @@ from astroflow.models.cascade import (
 from astroflow.models.errors import ConfigError, ErrorReport, ErrorStack
 from astroflow.models.organiser import SofPlan
 from astroflow.models.rules import Recipe as RecipeRule
-from astroflow.models.rules import load_rules
+from astroflow.models.rules import RuleSet, load_rulebook
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.headers import image_pixels
 from astroflow.storage.organiser.workspace import Workspace
@@ -77,28 +77,37 @@ class CascadePlan:
         self.ws = ws
         self.session = session
         self.overwrite = overwrite
-        self.rules = load_rules(ws.session_row(session).rules)
-        self.recipes: dict[str, Recipe] = rules_recipes(self.rules)
+        self.rules = load_rulebook(ws.session_row(session).rules)
+        self.recipes: dict[tuple[str, str], Recipe] = {
+            (rs.name, name): recipe
+            for rs in self.rules.rulesets
+            for name, recipe in rules_recipes(rs).items()
+        }
         self.qc_ranges = ws.qc_ranges(session, declared_qc(self.rules))
         sets, products = catalog.load_plan(ws.database())
         if not sets:
             raise ConfigError(f"{ws.root}: nothing predicted; run `astroflow prep` first")
         self.products = {p.name: p for p in products}
-        self.wanted = recipes or [r.name for r in self.rules.recipes]
+        self.wanted = recipes or [r.name for rs in self.rules.rulesets for r in rs.recipes]
         self.outcomes: list[Outcome] = []
         self.raised = ErrorStack()
 
     @property
-    def levels(self) -> list[RecipeRule]:
-        """The rules' recipes in cascade order (each refreshes the SOFs; the wanted ones run)."""
-        return list(self.rules.recipes)
+    def levels(self) -> list[tuple[RuleSet, RecipeRule]]:
+        """Each ruleset's recipes in cascade order, ruleset after ruleset (each level
+        refreshes the SOFs; the wanted ones run)."""
+        return [(rs, recipe) for rs in self.rules.rulesets for recipe in rs.recipes]
 
-    def level(self, recipe: RecipeRule, sofs: list[SofPlan]) -> list[RecipeInput]:
+    def recipe(self, rules: RuleSet, recipe: RecipeRule) -> Recipe:
+        """The registration of a ruleset's recipe."""
+        return self.recipes[rules.name, recipe.name]
+
+    def level(self, rules: RuleSet, recipe: RecipeRule, sofs: list[SofPlan]) -> list[RecipeInput]:
         """The inputs of the level's complete SOFs (none for a recipe not wanted); its
         incomplete ones are recorded as such."""
         if recipe.name not in self.wanted:
             return []
-        level = [s for s in sofs if s.recipe == recipe.name]
+        level = [s for s in sofs if s.recipe == recipe.name and s.rules in ("", rules.name)]
         self.outcomes += [
             Outcome(product=s.set_name, recipe=recipe.name, kind="incomplete", reason=s.reason)
             for s in level
@@ -124,17 +133,17 @@ class CascadePlan:
                 min_frames=recipe.min_frames,
                 qc_ranges=self.qc_ranges.get(recipe.name, {}),
                 overwrite=self.overwrite,
-                exptime_key=self.rules.keywords.get("exptime", "EXPTIME"),
-                gain_key=self.rules.keywords.get("gain", "GAIN"),
+                exptime_key=rules.keywords.get("exptime", "EXPTIME"),
+                gain_key=rules.keywords.get("gain", "GAIN"),
                 substitutions=s.substitutions,
                 function=recipe.function,
-                detector=self.rules.detector,
+                detector=rules.detector,
             )
             for s in level
             if s.complete
         ]
 
-    def estimated_bytes(self, inputs: list[RecipeInput]) -> int:
+    def estimated_bytes(self, rules: RuleSet, inputs: list[RecipeInput]) -> int:
         """What a level writes, at most: each product not made yet (float32, its primary
         image and the planes its recipe declares) and the pixel cache of its frames."""
         total = 0
@@ -142,7 +151,7 @@ class CascadePlan:
             if not inp.raw or (Path(inp.product_path).exists() and not inp.overwrite):
                 continue  # (an existing product is most likely up to date: skipped)
             pixels = image_pixels(Path(inp.raw[0]))
-            planes = 1 + len(self.recipes[inp.recipe].planes)
+            planes = 1 + len(self.recipes[rules.name, inp.recipe].planes)
             total += pixels * 4 * planes + (pixels * 4 * len(inp.raw) if inp.calibrations else 0)
         return total
 

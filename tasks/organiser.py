@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from astroflow.models.cascade import WorkspaceRef
 from astroflow.models.errors import ErrorReport
 from astroflow.models.organiser import SofPlan
-from astroflow.models.rules import RuleSet
+from astroflow.models.rules import RuleBook, RuleSet
 from astroflow.tasks import organiser_work as work
 
 
@@ -20,7 +20,7 @@ def uncompress_task(workspace: WorkspaceRef) -> tuple[list[str], list[tuple[str,
 
 @task(name="organise-new-frames", cache_policy=NO_CACHE)
 def organise_new_frames_task(
-    workspace: WorkspaceRef, rules: RuleSet
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook
 ) -> tuple[int, int, list[ErrorReport]]:
     """New frames of the workspace root to ``raw/<night>/`` or ``misc/`` (recorded)."""
     return work.organise_new_frames(workspace, rules)
@@ -28,20 +28,22 @@ def organise_new_frames_task(
 
 @task(name="sanity-check", cache_policy=NO_CACHE)
 def sanity_check_task(
-    workspace: WorkspaceRef, rules: RuleSet
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook
 ) -> tuple[int, int, int, list[ErrorReport]]:
     """Make the frame table and ``raw/`` agree."""
     return work.sanity_check(workspace, rules)
 
 
 @task(name="predict-products", cache_policy=NO_CACHE)
-def predict_task(workspace: WorkspaceRef, rules: RuleSet) -> tuple[int, int, int, bool]:
+def predict_task(workspace: WorkspaceRef, rules: RuleSet | RuleBook) -> tuple[int, int, int, bool]:
     """Group frames into sets and predict every product."""
     return work.predict(workspace, rules)
 
 
 @task(name="write-sofs", cache_policy=NO_CACHE)
-def write_sofs_task(workspace: WorkspaceRef, rules: RuleSet, session: str) -> tuple[int, bool]:
+def write_sofs_task(
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook, session: str
+) -> tuple[int, bool]:
     """Match calibrations for one session and write its SOF files."""
     return work.write_session_sofs(workspace, rules, session)
 
@@ -53,7 +55,9 @@ def begin_prepare_task(workspace: WorkspaceRef, default_rules: str, refresh: boo
 
 
 @task(name="refresh-sofs", task_run_name="refresh-sofs-{session}", cache_policy=NO_CACHE)
-def refresh_sofs_task(workspace: WorkspaceRef, rules: RuleSet, session: str) -> list[SofPlan]:
+def refresh_sofs_task(
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook, session: str
+) -> list[SofPlan]:
     """The session's SOFs matched from its statuses now, stored and written."""
     return work.refresh_session_sofs(workspace, rules, session)
 

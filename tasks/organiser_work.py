@@ -10,12 +10,12 @@ from typing import Any
 from astroflow.models.cascade import WorkspaceRef
 from astroflow.models.errors import ConfigError, ErrorReport, ProcessingError
 from astroflow.models.organiser import FrameInfo, SofPlan
-from astroflow.models.rules import RuleSet
+from astroflow.models.rules import RuleBook, RuleSet
 from astroflow.processing.organiser import (
-    frame_info,
+    classify,
     header_keywords,
-    match_calibrations,
-    plan_sets,
+    match_book,
+    plan_book,
 )
 from astroflow.storage.database import Database
 from astroflow.storage.files import write_bytes_atomic
@@ -58,7 +58,7 @@ def _frame_cards(path: Path, wanted: frozenset[str]) -> dict[str, Any]:
     return {key: merged[key] for key in wanted if key in merged}
 
 
-def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | ProcessingError]:
+def _read_many(paths: list[Path], rules: RuleSet | RuleBook) -> list[FrameInfo | ProcessingError]:
     """Classify frames from the header cards the rules name (sequential: header scanning is
     CPU work under the GIL, threads only add contention; measured)."""
     from astroflow.models.settings import Settings
@@ -68,7 +68,7 @@ def _read_many(paths: list[Path], rules: RuleSet) -> list[FrameInfo | Processing
     out: list[FrameInfo | ProcessingError] = []
     for path in paths:
         try:
-            out.append(frame_info(path.name, _frame_cards(path, wanted), rules, longitude))
+            out.append(classify(path.name, _frame_cards(path, wanted), rules, longitude))
         except ProcessingError as exc:
             out.append(exc)
     return out
@@ -80,7 +80,7 @@ def uncompress(workspace: WorkspaceRef) -> tuple[list[str], list[tuple[str, str]
 
 
 def organise_new_frames(
-    workspace: WorkspaceRef, rules: RuleSet
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook
 ) -> tuple[int, int, list[ErrorReport]]:
     """Classify FITS files in the workspace root: raw frames to ``raw/<night>/`` (recorded),
     anything else to ``misc/`` (recorded as rejected, with the reason).
@@ -132,7 +132,7 @@ def organise_new_frames(
 
 
 def sanity_check(
-    workspace: WorkspaceRef, rules: RuleSet
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook
 ) -> tuple[int, int, int, list[ErrorReport]]:
     """Make the table and ``raw/`` agree: drop rows whose files vanished, add (or re-read)
     files that are missing from the table or changed (by size and mtime).
@@ -169,7 +169,7 @@ def sanity_check(
     return len(added), len(vanished), len(new), reports
 
 
-def predict(workspace: WorkspaceRef, rules: RuleSet) -> tuple[int, int, int, bool]:
+def predict(workspace: WorkspaceRef, rules: RuleSet | RuleBook) -> tuple[int, int, int, bool]:
     """Group frames into sets and predict every product; store them (only when changed).
 
     Returns
@@ -187,7 +187,7 @@ def predict(workspace: WorkspaceRef, rules: RuleSet) -> tuple[int, int, int, boo
         if n_sets or not catalog.frame_stats(db):
             return n_sets, n_bad, n_products, False  # inventory unchanged: plan unchanged
     frames = [info for _, info in catalog.load_frames(db).values()]
-    sets, products = plan_sets(frames, rules)
+    sets, products = plan_book(frames, rules)
     changed = catalog.replace_plan(db, sets, products)
     _write_stamp(stamp, fingerprint)
     return len(sets), sum(not s.complete for s in sets), len(products), changed
@@ -210,15 +210,26 @@ def forget_fingerprints(workspace: Workspace) -> None:
     shutil.rmtree(workspace.state_dir(), ignore_errors=True)
 
 
-def session_sofs(ws: Workspace, db: Database, rules: RuleSet, session: str) -> list[SofPlan]:
-    """Every set's SOF for a session, from the stored predictions and the session's statuses."""
+def session_sofs(
+    ws: Workspace, db: Database, rules: RuleSet | RuleBook, session: str
+) -> list[SofPlan]:
+    """Every set's SOF for a session, from the stored predictions and the session's statuses
+    (each set matched under the ruleset that classified its frames)."""
     sets, products = catalog.load_plan(db)
-    return match_calibrations(
-        sets, products, rules, catalog.statuses(db, session), ws.session_root(session)
+    frame_rules = {path: info.rules for path, (_, info) in catalog.load_frames(db).items()}
+    return match_book(
+        sets,
+        products,
+        rules,
+        frame_rules,
+        catalog.statuses(db, session),
+        ws.session_root(session),
     )
 
 
-def write_session_sofs(workspace: WorkspaceRef, rules: RuleSet, session: str) -> tuple[int, bool]:
+def write_session_sofs(
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook, session: str
+) -> tuple[int, bool]:
     """Match calibrations for one session; store its SOF map and write its SOF files (only
     those whose bytes change). Returns (files written or removed, table changed)."""
     ws = Workspace.from_ref(workspace)
@@ -252,7 +263,9 @@ def begin_prepare(workspace: WorkspaceRef, default_rules: str, refresh: bool) ->
     return session
 
 
-def refresh_session_sofs(workspace: WorkspaceRef, rules: RuleSet, session: str) -> list[SofPlan]:
+def refresh_session_sofs(
+    workspace: WorkspaceRef, rules: RuleSet | RuleBook, session: str
+) -> list[SofPlan]:
     """Match calibrations for a session from its statuses now, store its SOF map and write
     its SOF files (the cascade, before each level and at the end); returns the SOFs."""
     ws = Workspace.from_ref(workspace)
@@ -278,13 +291,13 @@ def qc_table(workspace: WorkspaceRef, session: str) -> list[dict[str, Any]]:
     shipped defaults, the recipes' declared ones, the session's ``qc.yaml``): one row per
     product and metric (keys ``product``, ``recipe``, ``metric``, ``value``, ``lo``, ``hi``,
     ``verdict``: ``pass``, ``fail``, or ``-`` for a metric with no range)."""
-    from astroflow.models.rules import load_rules
+    from astroflow.models.rules import load_rulebook
     from astroflow.processing.calibration import within
     from astroflow.tasks.recipes import declared_qc
 
     ws = Workspace.from_ref(workspace)
     try:
-        declared = declared_qc(load_rules(ws.session_row(session).rules))
+        declared = declared_qc(load_rulebook(ws.session_row(session).rules))
     except ConfigError:
         declared = {}  # recipes no longer installed: the shipped ranges still judge
     ranges = ws.qc_ranges(session, declared)

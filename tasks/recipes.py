@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from astroflow.models.errors import ConfigError
-from astroflow.models.rules import RuleSet
+from astroflow.models.rules import RuleBook, RuleSet, as_book
 from astroflow.storage.plugins import find_plugin, plugin_names
 
 ENTRY_POINT_GROUP = "astroflow.recipes"
@@ -127,18 +127,24 @@ def rules_recipes(rules: RuleSet) -> dict[str, Recipe]:
     return found
 
 
-def check_recipes(rules: RuleSet) -> None:
-    """Every recipe of the rules can be made (before anything runs).
+def check_recipes(rules: RuleSet | RuleBook) -> None:
+    """Every recipe of the rules (each ruleset of a book) can be made (before anything runs).
 
     Raises
     ------
     ConfigError
         Naming every recipe that cannot.
     """
-    rules_recipes(rules)
+    for rs in as_book(rules).rulesets:
+        rules_recipes(rs)
 
 
-def declared_qc(rules: RuleSet) -> dict[str, dict[str, tuple[float, float]]]:
+def declared_qc(rules: RuleSet | RuleBook) -> dict[str, dict[str, tuple[float, float]]]:
     """The QC metrics the rules' recipes declare, with their default ranges (recipe ->
     metric -> range): what a session's ``qc.yaml`` may set besides the shipped defaults."""
-    return {name: dict(r.qc) for name, r in rules_recipes(rules).items() if r.qc}
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for rs in as_book(rules).rulesets:
+        for name, recipe in rules_recipes(rs).items():
+            if recipe.qc:
+                out[name] = {**dict(recipe.qc), **out.get(name, {})}
+    return out

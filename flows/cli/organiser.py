@@ -152,7 +152,8 @@ def list_raw(
     session: SessionOpt = None,
     as_json: Json = False,
 ) -> None:
-    """Raw frames (keys: file, type, night, binning, filter, exptime, gain, readout, mjd)."""
+    """Raw frames (keys: file, type, night, binning, filter, exptime, gain, readout, mjd,
+    rules)."""
     from astroflow.storage.organiser import catalog
 
     _, db, name = _opened(workspace, session)
@@ -179,6 +180,7 @@ def list_raw(
             "gain": info.gain,
             "readout": info.readout,
             "mjd": round(info.mjd_obs, 5),
+            "rules": info.rules,
         }
         for path, (_, info) in frames
         if (in_sof is None or any(entry.endswith(path) for entry in in_sof))
@@ -294,14 +296,16 @@ def list_sofs(
     as_json: Json = False,
 ) -> None:
     """Set-of-files entries of a session (keys: sof, recipe, file, tag, complete)."""
-    from astroflow.models.rules import load_rules
+    from astroflow.models.rules import load_rulebook
     from astroflow.storage.organiser import catalog
 
     ws, db, name = _opened(workspace, session)
     science_recipes: set[str] = set()
     if science and name:
-        rules = load_rules(ws.session_row(name).rules)
-        science_recipes = {r.name for r in rules.recipes if r.kind == "science"}
+        book = load_rulebook(ws.session_row(name).rules)
+        science_recipes = {
+            r.name for rs in book.rulesets for r in rs.recipes if r.kind == "science"
+        }
     rows = [
         {"sof": r.sof, "recipe": r.recipe, "file": r.file, "tag": r.tag, "complete": r.complete}
         for r in catalog.sof_rows(db, name)

@@ -37,6 +37,7 @@ FRAME_FIELDS = (
     "mjd_obs",
     "night",
     "object",
+    "rules",
 )
 
 
@@ -48,7 +49,8 @@ def load_frames(db: Database) -> dict[str, tuple[FileStat, FrameInfo]]:
     out = {}
     for r in rows:
         info = FrameInfo(
-            file=r["file"], **{k: r[k] or "" if k == "object" else r[k] for k in FRAME_FIELDS}
+            file=r["file"],
+            **{k: r[k] or "" if k in ("object", "rules") else r[k] for k in FRAME_FIELDS},
         )
         out[r["filepath"]] = (FileStat(r["filepath"], r["size"], r["mtime_ns"]), info)
     return out

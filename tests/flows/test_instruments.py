@@ -133,3 +133,36 @@ def test_every_wfpc2_chip_is_calibrated(tmp_path: Path) -> None:
             assert hdul["MASK", chip].header["AF_OF"] == f"SCI,{chip}"
         assert hdul[0].header["AF_RECIP"] == "reduce"
         assert hdul[0].data is None
+
+
+def test_a_workspace_of_two_cameras_is_classified_and_calibrated_by_each_ones_rules(
+    tmp_path: Path,
+) -> None:
+    from tests.real_frames import SAAO, saao_night
+
+    ws = tmp_path / "ws"
+    saao_night(ws, np.random.default_rng(8))
+    wfpc2_night(ws, np.random.default_rng(3))
+    shutil.copy(astropy_data(STIS), ws / STIS)
+    summary = prepare_workspace(str(ws), rules="saao-ste3,hst-wfpc2")
+    ((file, reason),) = summary.rejected
+    assert file == STIS
+    assert "no rules claim it (rules saao-ste3,hst-wfpc2; INSTRUME='STIS')" in reason
+    frames = _frames(ws)
+    assert frames[SAAO].rules == "saao-ste3"
+    assert frames[WFPC2].rules == "hst-wfpc2"
+    assert {f.rules for n, f in frames.items() if n.startswith("wfpc2_")} == {"hst-wfpc2"}
+    cascade = calibration_cascade(str(ws))
+    assert cascade.failed == (), cascade.reasons
+    reduced = ws / "sessions" / "base" / "reduced"
+    saao = next(reduced.rglob("a8280271_RED.fits"))
+    assert fits.getheader(saao)["BUNIT"] == "electron"  # SAAO's chain: overscan, trim, gain
+    assert fits.getdata(saao).shape == (520, 512)
+    hst = next(reduced.rglob("test0_RED.fits"))
+    with fits.open(hst) as hdul:
+        assert [h.ver for h in hdul if h.name == "SCI"] == [1, 2, 3, 4]  # WFPC2's chips
+    sofs = {p.stem: p.read_text() for p in (ws / "sessions" / "base" / "sof").glob("*.sof")}
+    saao_sof = sofs["a8280271_RED"]
+    assert "saao_zero" not in saao_sof  # (the bias frames are the master's inputs)
+    assert "MBIAS" in saao_sof
+    assert "19940" not in saao_sof

@@ -48,9 +48,9 @@ def _prepared(root: Path, spoil_flats: bool = False) -> Workspace:
 def _run(plan: CascadePlan, broken: str = "") -> None:
     """The flow's loop, with the recipe bodies called directly; a product named ``broken``
     raises in its recipe (its input is taken away)."""
-    for recipe in plan.levels:
+    for rules, recipe in plan.levels:
         sofs = refresh_session_sofs(plan.ws.ref, plan.rules, plan.session)
-        inputs = plan.level(recipe, sofs)
+        inputs = plan.level(rules, recipe, sofs)
         results: dict[str, RecipeResult] = {}
         raised: list[ErrorReport] = []
         for inp in inputs:
