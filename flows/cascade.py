@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 
 from astroflow.flows import params, report
 from astroflow.flows.common import collect, publish_errors
+from astroflow.flows.names import run_name
 from astroflow.flows.runners import make_task_runner
 from astroflow.models.cascade import CascadeSummary
 from astroflow.models.errors import ErrorStack
@@ -62,7 +63,10 @@ def cascade_levels(
     return report.finish(summary.headline(), summary)
 
 
-@flow(name="calibration-cascade")
+@flow(
+    name="calibration-cascade",
+    flow_run_name=run_name("calibrate", "workspace", "session", fallback="current"),
+)
 def calibration_cascade(
     workspace: params.Workspace,
     session: params.Session = None,

@@ -15,6 +15,7 @@ from prefect.artifacts import (
 from prefect.futures import PrefectFuture
 
 from astroflow.models.errors import AstroflowError, ErrorReport, ErrorStack
+from astroflow.tasks.logs import send_astroflow_logs_to_runs
 
 
 class ExpectedErrorsInOneLine(logging.Filter):
@@ -40,6 +41,7 @@ def log_expected_errors_in_one_line() -> None:
 
 
 log_expected_errors_in_one_line()
+send_astroflow_logs_to_runs()  # astroflow's own warnings in the run's log (the UI)
 
 
 def collect(

@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from astroflow.flows import params, report
 from astroflow.flows import review as reviewing
 from astroflow.flows.common import collect, publish_errors
+from astroflow.flows.names import run_name
 from astroflow.flows.runners import make_task_runner
 from astroflow.models.errors import (
     AstroflowError,
@@ -50,7 +51,11 @@ from astroflow.tasks.ingest import (
 from astroflow.tasks.ingest_work import write_skip_flag
 
 
-@flow(name="fetch-images", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(
+    name="fetch-images",
+    flow_run_name=run_name("fetch", "repository"),
+    task_runner=ThreadPoolTaskRunner(max_workers=8),
+)
 def fetch_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
@@ -96,7 +101,7 @@ def fetch_images(
     return end_stage(summary, "Fetch")
 
 
-@flow(name="process-images")
+@flow(name="process-images", flow_run_name=run_name("process", "repository"))
 def process_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
@@ -152,7 +157,11 @@ def tile_images(
     )
 
 
-@flow(name="publish-images", task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(
+    name="publish-images",
+    flow_run_name=run_name("publish", "repository"),
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+)
 def publish_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
@@ -195,7 +204,11 @@ def publish_images(
     return report.finish(summary.line(), summary)
 
 
-@flow(name="reindex-repository", task_runner=ThreadPoolTaskRunner(max_workers=16))
+@flow(
+    name="reindex-repository",
+    flow_run_name=run_name("reindex", "repository"),
+    task_runner=ThreadPoolTaskRunner(max_workers=16),
+)
 def reindex_repository(
     repository: params.Repository, azure_conn_env: params.AzureConnEnv = None
 ) -> StageSummary:
@@ -230,7 +243,7 @@ def reindex_repository(
     return end_stage(summary, "Reindex")
 
 
-@flow(name="ingest-images")
+@flow(name="ingest-images", flow_run_name=run_name("ingest", "repository"))
 def ingest_images(
     repository: params.Repository,
     work_dir: params.WorkDir,

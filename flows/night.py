@@ -20,6 +20,7 @@ from astroflow.flows.ingest import (
     published_section,
     stage_sections,
 )
+from astroflow.flows.names import rename_run, run_name
 from astroflow.flows.organiser import prepare_sections, prepare_workspace
 from astroflow.models.cascade import CascadeSummary
 from astroflow.models.ingest import StageSummary
@@ -27,6 +28,7 @@ from astroflow.models.organiser import PrepareSummary
 from astroflow.storage.ingest.repository_ref import RepositoryRef
 from astroflow.storage.organiser.workspace import Workspace
 from astroflow.tasks.ingest import ensure_source_task
+from astroflow.tasks.organiser_work import night_label
 
 
 class NightSummary(BaseModel):
@@ -37,7 +39,7 @@ class NightSummary(BaseModel):
     ingest: tuple[StageSummary, ...]
 
 
-@flow(name="process-night")
+@flow(name="process-night", flow_run_name=run_name("night", "workspace"))
 def process_night(
     workspace: params.Workspace,
     repository: params.Repository,
@@ -71,6 +73,9 @@ def process_night(
         folder_name,
     )
     prepared = prepare_workspace(workspace)
+    label = night_label(Workspace.open(workspace).ref)
+    if label:
+        rename_run(f"night-{label}")  # the runs list says which night and camera
     cascade = calibration_cascade(workspace, overwrite=overwrite, task_runner=task_runner)
     work = work_dir or str(Path(workspace).expanduser().resolve() / "ingest")
     ingest = ingest_images(repository, work, azure_conn_env, task_runner=task_runner)

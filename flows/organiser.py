@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 
 from astroflow.flows import params, report
 from astroflow.flows.common import publish_errors
+from astroflow.flows.names import run_name
 from astroflow.models.errors import ErrorStack
 from astroflow.models.organiser import PrepareSummary
 from astroflow.models.rules import DEFAULT_RULESET, load_rulebook
@@ -22,7 +23,7 @@ from astroflow.tasks.organiser import (
 from astroflow.tasks.recipes import check_recipes
 
 
-@flow(name="prepare-workspace")
+@flow(name="prepare-workspace", flow_run_name=run_name("prepare", "workspace"))
 def prepare_workspace(
     workspace: params.Workspace, refresh: params.Refresh = False, rules: params.Rules = None
 ) -> PrepareSummary:
@@ -109,7 +110,7 @@ def prepare_sections(summary: PrepareSummary) -> list[str]:
     return ["### Counts\n\n" + counts, "### Rejected frames\n\n" + rejected]
 
 
-@flow(name="refresh-session")
+@flow(name="refresh-session", flow_run_name=run_name("refresh", "workspace", "session"))
 def refresh_session(workspace: params.Workspace, session: params.Session = None) -> tuple[str, int]:
     """Redo a session's calibration matching and SOF files from its statuses.
 

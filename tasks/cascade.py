@@ -15,7 +15,10 @@ from prefect.states import Failed
 
 from astroflow.models.cascade import RecipeInput, RecipeResult
 from astroflow.tasks.cascade_work import run_recipe
+from astroflow.tasks.logs import send_astroflow_logs_to_runs
 from astroflow.tasks.recipes import Recipe
+
+send_astroflow_logs_to_runs()
 
 _TASKS: dict[tuple[str, str], Any] = {}
 

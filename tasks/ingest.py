@@ -29,6 +29,9 @@ from astroflow.tasks.ingest_work import (
     reject_in_review,
     write_root_index,
 )
+from astroflow.tasks.logs import send_astroflow_logs_to_runs
+
+send_astroflow_logs_to_runs()
 
 
 @task(name="fetch-image", task_run_name="fetch-{candidate.id}")

@@ -10,6 +10,9 @@ from astroflow.models.errors import ErrorReport
 from astroflow.models.organiser import SofPlan
 from astroflow.models.rules import RuleBook, RuleSet
 from astroflow.tasks import organiser_work as work
+from astroflow.tasks.logs import send_astroflow_logs_to_runs
+
+send_astroflow_logs_to_runs()
 
 
 @task(name="uncompress-frames", cache_policy=NO_CACHE)

@@ -4,6 +4,7 @@ classify, move, store. :mod:`astroflow.tasks.organiser` declares them as Prefect
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +325,17 @@ def sof_files(path: Path) -> set[str]:
     from astroflow.storage.organiser.workspace import read_sof
 
     return {entry.path for entry in read_sof(path)}
+
+
+def night_label(workspace: WorkspaceRef) -> str:
+    """``2026-12-02-STE3``: the latest night of the workspace's raw frames and the instruments
+    observed then ("" when it holds none): what names a night's run."""
+    frames = [
+        info for _, info in catalog.load_frames(Workspace.from_ref(workspace).database()).values()
+    ]
+    if not frames:
+        return ""
+    night = max(f.night for f in frames)
+    cameras = sorted({f.instrument for f in frames if f.night == night and f.instrument})
+    label = "+".join(re.sub(r"[^A-Za-z0-9._+-]", "_", c) for c in cameras)[:40]
+    return f"{night}-{label}" if label else night

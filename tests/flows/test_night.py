@@ -100,6 +100,12 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
     assert "1 failed" in state.message
     run_id = state.state_details.flow_run_id
 
+    async def run_name() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(run_id)).name
+
+    assert asyncio.run(run_name()) == "night-2026-03-01-DEMOCAM"  # renamed after prepare
+
     async def read() -> list:
         async with get_client() as client:
             return await client.read_artifacts(
