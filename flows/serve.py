@@ -1,22 +1,72 @@
-"""``astroflow serve``: every deployment of ``deployments/prefect.yaml`` from one process
-(Prefect's ``serve``), for users without a work pool: the same parameters and schedules (as
-inactive as in the file), under names of their own (``<name>-served``). A served deployment
+"""``astroflow serve``: every deployment of ``deployments/prefect.yaml`` (shipped with the
+package as ``astroflow.deployments``) from one process (Prefect's ``serve``), for users
+without a work pool: the same parameters and schedules (every field Prefect takes: cron,
+interval, rrule, timezone, anchor date, day_or, active, parameters, slug; as inactive as in
+the file), under names of their own (``<name>-served``). A served deployment
 that took a work pool deployment's name would take it over (no pool, no path) and pause its
 schedules when ``serve`` stops; separate names leave the pool's deployments alone."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
+from astroflow.models.errors import ConfigError
+
+#: The shipped deployments file: inside the installed package, wherever that is.
+PREFECT_YAML: Traversable = files("astroflow.deployments").joinpath("prefect.yaml")
 
 
-def deployment_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+def deployment_specs(path: Path | Traversable = PREFECT_YAML) -> list[dict[str, Any]]:
     """The deployments declared in prefect.yaml."""
     return list(yaml.safe_load(path.read_text(encoding="utf-8"))["deployments"])
+
+
+#: The schedule fields of prefect.yaml that Prefect's ``Schedule`` takes.
+SCHEDULE_FIELDS = (
+    "cron",
+    "interval",
+    "rrule",
+    "timezone",
+    "anchor_date",
+    "day_or",
+    "active",
+    "parameters",
+    "slug",
+)
+
+
+def schedule(spec: dict[str, Any], deployment: str) -> Any:
+    """A ``prefect.schedules.Schedule`` from one schedule of prefect.yaml (``interval`` in
+    seconds, ``anchor_date`` ISO 8601), every field passed through.
+
+    Raises
+    ------
+    ConfigError
+        For a field Prefect does not take, or a schedule without cron, interval or rrule.
+    """
+    from prefect.schedules import Schedule
+
+    unknown = sorted(set(spec) - set(SCHEDULE_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"deployment {deployment!r}: unknown schedule field(s) {', '.join(unknown)} "
+            f"(known: {', '.join(SCHEDULE_FIELDS)})"
+        )
+    fields = dict(spec)
+    if not any(fields.get(k) for k in ("cron", "interval", "rrule")):
+        raise ConfigError(f"deployment {deployment!r}: a schedule needs cron, interval or rrule")
+    if fields.get("interval") is not None and not isinstance(fields["interval"], timedelta):
+        fields["interval"] = timedelta(seconds=float(fields["interval"]))
+    if isinstance(fields.get("anchor_date"), str):
+        fields["anchor_date"] = datetime.fromisoformat(fields["anchor_date"])
+    fields.setdefault("timezone", "UTC")
+    return Schedule(**fields)
 
 
 def _flow_for(entrypoint: str) -> Any:
@@ -37,16 +87,11 @@ def served_name(name: str) -> str:
     return f"{name}{SERVED_SUFFIX}"
 
 
-def build_deployments(path: Path = PREFECT_YAML) -> list[Any]:
-    from prefect.schedules import Cron
-
+def build_deployments(path: Path | Traversable = PREFECT_YAML) -> list[Any]:
     out = []
     for spec in deployment_specs(path):
         flow = _flow_for(spec["entrypoint"])
-        schedules = [
-            Cron(s["cron"], timezone=s.get("timezone", "UTC"), active=s.get("active", True))
-            for s in spec.get("schedules", [])
-        ]
+        schedules = [schedule(s, spec["name"]) for s in spec.get("schedules") or []]
         out.append(
             flow.to_deployment(
                 name=served_name(spec["name"]),

@@ -219,7 +219,7 @@ def build_wheel(workdir: Path) -> Path:
     src.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    for folder in ("models", "processing", "storage", "tasks", "flows"):
+    for folder in ("models", "processing", "storage", "tasks", "flows", "deployments"):
         shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     out = workdir / "wheels"
     subprocess.run(
