@@ -60,7 +60,13 @@ def cascade_levels(
     )
     publish_errors(errors, "cascade-errors", "Cascade errors")
     logger.info("%s", summary.line())
-    return report.finish(summary.headline(), summary)
+    return report.finish(
+        summary.headline(),
+        summary,
+        counts=summary.counts(),
+        failures=summary.reasons,
+        report_key="cascade-report",
+    )
 
 
 @flow(
@@ -105,7 +111,13 @@ def calibration_cascade(
         summary.headline(),
         cascade_sections(ws, summary, None),
     )
-    return report.finish(summary.headline(), summary)
+    return report.finish(
+        summary.headline(),
+        summary,
+        counts=summary.counts(),
+        failures=summary.reasons,
+        report_key="calibration-report",
+    )
 
 
 def cascade_sections(

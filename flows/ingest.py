@@ -201,7 +201,13 @@ def publish_images(
             f"{unreachable[0].message} ({len(done)} image(s) published, "
             f"{len(summary.failed)} not: the run could not proceed)"
         )
-    return report.finish(summary.line(), summary)
+    return report.finish(
+        summary.line(),
+        summary,
+        counts=summary.counts(),
+        failures=summary.failures(),
+        report_key="publish-report",
+    )
 
 
 @flow(
@@ -282,7 +288,13 @@ def ingest_images(
         published_section(RepositoryRef.of(repository, azure_conn_env), stages[2].done),
     ]
     report.publish("ingest-report", "Ingest", headline, sections)
-    return report.finish(headline, stages)
+    return report.finish(
+        headline,
+        stages,
+        counts=stage_counts(stages),
+        failures=stage_failures(stages),
+        report_key="ingest-report",
+    )
 
 
 def wait_for_review(work_dir: str, timeout_s: int) -> None:
@@ -335,9 +347,25 @@ def stage_report(summary: StageSummary, title: str, extra_sections: Sequence[str
 
 
 def end_stage(summary: StageSummary, title: str) -> StageSummary:
-    """How every stage ends: :func:`stage_report`, then the run's headline."""
+    """How every stage ends: :func:`stage_report`, then the run's headline and signals."""
     stage_report(summary, title)
-    return report.finish(summary.line(), summary)
+    return report.finish(
+        summary.line(),
+        summary,
+        counts=summary.counts(),
+        failures=summary.failures(),
+        report_key=f"{summary.stage}-report",
+    )
+
+
+def stage_counts(stages: Sequence[StageSummary]) -> dict[str, int]:
+    """``<stage>_<count>`` of every stage (``publish_done``, ``process_failed``...)."""
+    return {f"{s.stage}_{k}": v for s in stages for k, v in s.counts().items()}
+
+
+def stage_failures(stages: Sequence[StageSummary]) -> dict[str, str]:
+    """Every stage's failed inputs with their reasons, keyed ``<stage>: <input>``."""
+    return {f"{s.stage}: {name}": why for s in stages for name, why in s.failures().items()}
 
 
 def reject_images(repo: RepositoryRef, work_dir: str, decisions: dict[str, Any]) -> list[str]:

@@ -18,6 +18,8 @@ from astroflow.flows.ingest import (
     ingest_headline,
     ingest_images,
     published_section,
+    stage_counts,
+    stage_failures,
     stage_sections,
 )
 from astroflow.flows.names import rename_run, run_name
@@ -97,4 +99,10 @@ def process_night(
         ],
     )
     summary = NightSummary(prepare=prepared, cascade=cascade, ingest=tuple(ingest))
-    return report.finish(headline, summary)
+    return report.finish(
+        headline,
+        summary,
+        counts={**cascade.counts(), **stage_counts(ingest)},
+        failures={**cascade.reasons, **stage_failures(ingest)},
+        report_key="night-report",
+    )

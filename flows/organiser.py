@@ -86,7 +86,9 @@ def prepare_workspace(
     report.publish(
         "prepare-report", f"Prepare {ws.root}", summary.headline(), prepare_sections(summary)
     )
-    return report.finish(summary.headline(), summary)
+    counts = {"raw_frames": summary.raw_frames, "new_frames": summary.new_frames}
+    counts |= {"rejected": len(summary.rejected), "products": summary.products}
+    return report.finish(summary.headline(), summary, counts=counts, report_key="prepare-report")
 
 
 def prepare_sections(summary: PrepareSummary) -> list[str]:

@@ -11,7 +11,7 @@ line (:func:`finish`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
@@ -62,8 +62,29 @@ def publish(key: str, title: str, headline: str, sections: Sequence[str]) -> str
     return markdown
 
 
-def finish(headline: str, data: T) -> State[T]:
-    """The run's final state: Completed, with the headline as its message (the run header).
+#: The state name of a run that completed with failed products or images.
+COMPLETED_WITH_FAILURES = "Completed with failures"
+#: The events every run emits when it finishes (an automation acts on them).
+EVENT_COMPLETED = "astroflow.run.completed"
+EVENT_DEGRADED = "astroflow.run.degraded"
+
+
+def finish(
+    headline: str,
+    data: T,
+    *,
+    counts: Mapping[str, int] | None = None,
+    failures: Mapping[str, str] | None = None,
+    report_key: str = "",
+) -> State[T]:
+    """The run's final state: Completed, with the headline as its message (the run header);
+    named "Completed with failures" when anything failed (``failures``: input -> reason).
+
+    Signals: one WARNING log line per failure (the run's log), and Prefect events an
+    automation can act on: ``astroflow.run.completed`` always (payload: ``counts``,
+    ``report``), ``astroflow.run.degraded`` when anything failed (payload: counts, the failed
+    inputs with their reasons, the report's key); the resource is the run
+    (``astroflow.run.<flow run id>``), related to its flow run, flow and deployment.
 
     The value is written to the run's result storage (Prefect's local storage, under
     ``PREFECT_HOME``, unless a result storage is configured), so the state the API holds
@@ -75,10 +96,39 @@ def finish(headline: str, data: T) -> State[T]:
     (a full disk) is logged in one line and kept in memory only.
     """
     run = FlowRunContext.get()  # finish is what a flow function returns: always in a run
+    failures = dict(failures or {})
+    logger = get_run_logger()
+    for name, reason in sorted(failures.items()):
+        logger.warning("failed: %s: %s", name, reason)
+    _signal(run, dict(counts or {}), failures, report_key)
     record = run.result_store.create_result_record(data)
     try:
         # as Prefect's engine writes a flow's result (its sync writer cannot write one)
         run_coro_as_sync(run.result_store.apersist_result_record(record))
     except OSError as exc:
-        get_run_logger().warning("the run's value was not stored: %s", one_line(exc))
+        logger.warning("the run's value was not stored: %s", one_line(exc))
+    if failures:
+        return Completed(message=headline, data=record, name=COMPLETED_WITH_FAILURES)
     return Completed(message=headline, data=record)
+
+
+def _signal(
+    run: FlowRunContext, counts: dict[str, int], failures: dict[str, str], report_key: str
+) -> None:
+    """The run's events (see :func:`finish`)."""
+    from prefect.events import emit_event
+
+    resource = {
+        "prefect.resource.id": f"astroflow.run.{run.flow_run.id}",
+        "prefect.resource.name": run.flow_run.name,
+        "astroflow.flow": run.flow.name,
+    }
+    payload: dict[str, Any] = {"counts": counts, "report": report_key}
+    emit_event(event=EVENT_COMPLETED, resource=resource, payload=payload)
+    if failures:
+        failed = [{"input": name, "reason": why[:500]} for name, why in sorted(failures.items())]
+        emit_event(
+            event=EVENT_DEGRADED,
+            resource=resource,
+            payload={**payload, "failed": failed[:200], "failed_count": len(failed)},
+        )

@@ -164,6 +164,16 @@ class CascadeSummary(BaseModel):
         ]
         return f"{total} products: " + ", ".join(p for p in parts if not p.startswith("0 "))
 
+    def counts(self) -> dict[str, int]:
+        """The run's counts (the payload of its events)."""
+        return {
+            "made": len(self.made),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "incomplete": len(self.incomplete),
+            "substituted": len(self.replaced),
+        }
+
     def line(self) -> str:
         return (
             f"calibrate: session={self.session} made={len(self.made)} "

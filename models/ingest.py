@@ -204,6 +204,23 @@ class StageSummary(BaseModel):
     # entry cannot be ingested (no TAN WCS, no original image...)
     errors: ErrorStack = ErrorStack()
 
+    def counts(self) -> dict[str, int]:
+        """The stage's counts (the payload of its events)."""
+        return {
+            "new": len(self.new),
+            "skipped": len(self.skipped),
+            "done": len(self.done),
+            "failed": len(self.failed),
+            "rejected": len(self.rejected),
+        }
+
+    def failures(self) -> dict[str, str]:
+        """Every failed input with its reason (the critical error reports)."""
+        return {
+            ", ".join(r.inputs) or self.stage: f"{r.error_type}: {r.message}"
+            for r in self.errors.critical
+        }
+
     def line(self) -> str:
         """One line of counts for the CLI."""
         return (

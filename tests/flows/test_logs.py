@@ -101,3 +101,79 @@ def test_runs_are_named_after_what_they_ran(tmp_path: Path) -> None:
             ]
 
     assert asyncio.run(names()) == ["prepare-night42", "calibrate-night42-current"]
+
+
+def _events(name: str, resource_id: str) -> list[dict]:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> list[dict]:
+        async with get_client() as client:
+            response = await client._client.post(
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": [name]},
+                        "resource": {"id": [resource_id]},
+                    },
+                    "limit": 50,
+                },
+            )
+            response.raise_for_status()
+            return response.json()["events"]
+
+    return asyncio.run(read())
+
+
+def test_a_night_with_a_failed_flat_completes_with_failures_and_says_so(tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    from astroflow.flows.cascade import calibration_cascade
+    from astroflow.flows.organiser import prepare_workspace
+    from tests.organiser_data import make_workspace
+
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=(48, 40))
+    for path in ws.glob("n1_flatR_*.fits"):  # a dead region in night 1's R flats
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].data[:20, :20] *= 0.05
+    prepare_workspace(str(ws))
+    state = calibration_cascade(str(ws), return_state=True)
+    assert state.is_completed()
+    assert state.name == "Completed with failures"
+    (bad,) = state.result().failed
+    run_id = state.state_details.flow_run_id
+    resource = f"astroflow.run.{run_id}"
+    deadline = time.monotonic() + 30
+    degraded: list[dict] = []
+    while time.monotonic() < deadline and not degraded:
+        degraded = _events("astroflow.run.degraded", resource)
+        time.sleep(0.5)
+    (event,) = degraded
+    assert event["payload"]["counts"]["failed"] == 1
+    assert event["payload"]["report"] == "calibration-report"
+    ((failed),) = event["payload"]["failed"]
+    assert failed["input"] == bad
+    assert failed["reason"].startswith("QC failed: ")
+    related = {(r["prefect.resource.role"], r["prefect.resource.id"]) for r in event["related"]}
+    assert ("flow-run", f"prefect.flow-run.{run_id}") in related
+    assert _events("astroflow.run.completed", resource)  # every run says it finished
+    logs = [log.message for log in _logs(run_id) if log.level == logging.WARNING]
+    assert any(m.startswith(f"failed: {bad}: QC failed: ") for m in logs)
+
+
+def test_a_clean_run_is_completed_and_not_degraded(tmp_path: Path) -> None:
+    from astroflow.flows.cascade import calibration_cascade
+    from astroflow.flows.organiser import prepare_workspace
+    from tests.organiser_data import make_workspace
+
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=(48, 40))
+    prepare_workspace(str(ws))
+    state = calibration_cascade(str(ws), recipes=["mbias"], return_state=True)
+    assert state.name == "Completed"
+    resource = f"astroflow.run.{state.state_details.flow_run_id}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _events("astroflow.run.completed", resource):
+        time.sleep(0.5)
+    assert _events("astroflow.run.completed", resource)
+    assert not _events("astroflow.run.degraded", resource)
