@@ -58,3 +58,22 @@ def test_an_unknown_schedule_field_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"'nightly-ingest': unknown schedule field\(s\) every"):
         build_deployments(copy)
+
+
+def test_the_shipped_automations_are_what_prefect_accepts() -> None:
+    """``prefect automation create --from-file`` validates each entry as ``AutomationCore``."""
+    import uuid
+
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "deployments" / "automations.yaml").read_text(encoding="utf-8")
+    assert "WEBHOOK_BLOCK_ID" in text  # (no secret and no block id of anyone's in the file)
+    entries = yaml.safe_load(text.replace("WEBHOOK_BLOCK_ID", str(uuid.uuid4())))["automations"]
+    automations = [AutomationCore.model_validate(entry) for entry in entries]
+    degraded, failed = automations
+    assert degraded.trigger.expect == {"astroflow.run.degraded"}
+    assert failed.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert all(a.actions[0].type == "call-webhook" for a in automations)
