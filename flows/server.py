@@ -4,7 +4,9 @@ Without a Prefect API, every command that runs a flow would start Prefect's temp
 (8-15 s here, and a failure on a busy machine). Instead the command line looks for an API in
 this order, and uses the first it finds:
 
-1. the one the user configured (``PREFECT_API_URL``, in the environment or Prefect's profile);
+1. the one the user configured, wherever Prefect reads it from (``PREFECT_API_URL`` in the
+   environment or a ``.env``, ``[api] url`` in a ``prefect.toml``, ``[tool.prefect.api] url``
+   in a ``pyproject.toml`` of the working folder, or the active profile);
 2. the server astroflow started before (``<cache>/prefect-server/server.json``), if it answers;
 3. a Prefect server on the default address (``http://127.0.0.1:4200/api``), if one answers;
 4. a new server that astroflow starts in the background (``ASTROFLOW_AUTOSTART_SERVER``,

@@ -86,20 +86,56 @@ def environment_values(names: tuple[str, ...]) -> dict[str, str]:
 
 
 def prefect_api_configured() -> bool:
-    """Whether the user configured a Prefect API: ``PREFECT_API_URL`` in the environment or
-    in the active profile of Prefect's ``profiles.toml`` (read without importing Prefect)."""
-    import tomllib
-
+    """Whether the user configured a Prefect API, in any of the places Prefect reads its
+    settings from (without importing Prefect): ``PREFECT_API_URL`` in the environment, a
+    ``.env`` file, a ``prefect.toml`` (``[api] url``) or a ``pyproject.toml``
+    (``[tool.prefect.api] url``) in the working folder, or the active profile of Prefect's
+    ``profiles.toml``."""
     if os.environ.get("PREFECT_API_URL"):
         return True
+    return any(
+        source()
+        for source in (_dotenv_api_url, _prefect_toml_api_url, _pyproject_api_url, _profile_api_url)
+    )
+
+
+def _toml(path: Path) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _dotenv_api_url() -> str:
+    try:
+        lines = Path(".env").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == "PREFECT_API_URL":
+            return value.strip().strip("'\"")
+    return ""
+
+
+def _prefect_toml_api_url() -> str:
+    data = _toml(Path("prefect.toml"))
+    return str((data.get("api") or {}).get("url") or data.get("api.url") or "")
+
+
+def _pyproject_api_url() -> str:
+    data = _toml(Path("pyproject.toml"))
+    return str(((data.get("tool") or {}).get("prefect") or {}).get("api", {}).get("url") or "")
+
+
+def _profile_api_url() -> str:
     home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     path = Path(os.environ.get("PREFECT_PROFILES_PATH", str(home / "profiles.toml"))).expanduser()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    data = _toml(path)
     active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
-    return bool(data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+    return str(data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL") or "")
 
 
 def use_prefect_api(url: str) -> None:
