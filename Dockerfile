@@ -34,4 +34,10 @@ clipped_mean(np.random.default_rng(0).random((5, 3, 300), dtype=np.float32), 3.0
 RUN useradd --create-home --uid 1000 astroflow && chown -R astroflow /opt/astroflow/numba-cache
 USER astroflow
 WORKDIR /home/astroflow
-CMD ["prefect", "worker", "start", "--pool", "astroflow", "--type", "process"]
+# The worker's health server (Prefect's --with-healthcheck, port 8080) answers /health while
+# the worker polls its pool: Docker marks a container whose worker stopped polling unhealthy
+# (and an orchestrator, or a restart policy watching health, replaces it).
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/health', timeout=4)"
+CMD ["prefect", "worker", "start", "--pool", "astroflow", "--type", "process", "--with-healthcheck"]

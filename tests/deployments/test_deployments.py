@@ -217,8 +217,10 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
     ).stdout.strip()
     assert where.startswith(str(site)), where
     worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
+    health_port = free_port()  # the image's HEALTHCHECK asks the worker's health server
+    worker_env["PREFECT_WORKER_WEBSERVER_PORT"] = str(health_port)
     worker = subprocess.Popen(
-        [PREFECT, "worker", "start", "--pool", "astroflow"],
+        [PREFECT, "worker", "start", "--pool", "astroflow", "--with-healthcheck"],
         env=worker_env,
         cwd=tmp_path,  # not the checkout: module entrypoints resolve from the installed package
         stdout=worker_log,
@@ -232,6 +234,8 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
         )
         assert (repo / "ngc2000" / "index.wtml").exists()
         assert "ngc2000" in (repo / "index.wtml").read_text()
+        health = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=10)
+        assert health.status_code == 200, health.text
         _run_deployment("prepare-workspace/prepare", {"workspace": str(ws)}, env)
         _run_deployment("calibration-cascade/calibrate-night", {"workspace": str(ws)}, env)
         reduced = sorted((ws / "sessions" / "base" / "reduced").rglob("*_RED.fits"))
