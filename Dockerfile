@@ -5,7 +5,7 @@
 #       -e AZURE_STORAGE_CONNECTION_STRING=... -v /srv/astroflow:/srv/astroflow astroflow
 #
 # The install steps are the ones README and CI run (pip install of the project from its own
-# pyproject.toml, which pins the Prefect working set).
+# pyproject.toml, constrained to the versions CI tested: constraints.txt).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,14 +14,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DASK_TEMPORARY_DIRECTORY=/tmp/dask
 
 WORKDIR /opt/astroflow
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY models models
 COPY processing processing
 COPY storage storage
 COPY tasks tasks
 COPY flows flows
 COPY deployments deployments
-RUN python -m pip install --upgrade pip && python -m pip install .
+RUN python -m pip install --upgrade pip && python -m pip install . -c constraints.txt
 
 # The combine kernels compile once, here, not in the first recipe of every container (~18 s):
 # numba's cache goes to a folder the worker's user can read.

@@ -11,7 +11,7 @@ if [[ -z "${VIRTUAL_ENV:-}" ]]; then
     source .venv/bin/activate
 fi
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet -e '.[test]'
+python -m pip install --quiet -e '.[test]' -c constraints.txt  # the tested versions
 # Azurite (the Azure Storage emulator), pinned in package.json + package-lock.json.
 npm ci --no-audit --no-fund --loglevel=error
 
