@@ -8,6 +8,7 @@ SOF by the next-best product in the same run; the SOF files show the substitutio
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.states import State
 
 from astroflow.flows import params, report
 from astroflow.flows.common import collect, publish_errors
@@ -60,13 +61,7 @@ def cascade_levels(
     )
     publish_errors(errors, "cascade-errors", "Cascade errors")
     logger.info("%s", summary.line())
-    return report.finish(
-        summary.headline(),
-        summary,
-        counts=summary.counts(),
-        failures=summary.reasons,
-        report_key="cascade-report",
-    )
+    return finish(summary, "cascade-report")
 
 
 @flow(
@@ -111,12 +106,17 @@ def calibration_cascade(
         summary.headline(),
         cascade_sections(ws, summary, None),
     )
+    return finish(summary, "calibration-report")
+
+
+def finish(summary: CascadeSummary, report_key: str) -> State[CascadeSummary]:
+    """A cascade run's end: its headline, and its signals (failed products with reasons)."""
     return report.finish(
         summary.headline(),
         summary,
         counts=summary.counts(),
         failures=summary.reasons,
-        report_key="calibration-report",
+        report_key=report_key,
     )
 
 
