@@ -86,7 +86,7 @@ def process_night(
     ws = Workspace.open(workspace)
     report.publish(
         "night-report",
-        f"Night {ws.root}",
+        f"Night {label}" if label else f"Night {ws.root}",  # the night and its cameras
         headline,
         [
             "## Prepare\n\n" + prepared.headline() + "\n",

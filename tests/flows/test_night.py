@@ -116,6 +116,7 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
     reports = [a for a in artifacts if a.key == "night-report"]
     assert len(reports) == 1, [a.key for a in artifacts]
     text = reports[0].data
+    assert text.startswith("# Night 2026-03-01-DEMOCAM\n")  # titled with the night and camera
     (bad,) = summary.cascade.failed
     for section in ("### Products", "### QC", "### Published images", "### Rejected frames"):
         assert section in text
