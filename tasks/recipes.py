@@ -10,8 +10,8 @@ group under its name, where astroflow registers its own (``mbias``, ``mdark``, `
 
 A recipe function takes the :class:`~astroflow.models.cascade.RecipeInput` of one SOF and
 returns ``(product, qc, dropped, used)``: the product (a 2-D float32 array, or a
-:class:`~astroflow.storage.organiser.frames.ProductPlanes` with extension planes and the
-header to start from), its QC values (name -> number), the reasons of frames it left out,
+:class:`~astroflow.tasks.cascade_work.Product` with extension planes, cards, HISTORY and
+the header to start from), its QC values (name -> number), the reasons of frames it left out,
 and the paths of the frames it used. astroflow writes the product with provenance, judges
 its QC and records its status. The helpers :func:`astroflow.tasks.cascade_work.combine_set`
 and :func:`~astroflow.tasks.cascade_work.calibration` do the common parts. Prefect-free.
