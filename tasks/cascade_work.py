@@ -226,25 +226,38 @@ def _preprocessed(inp: RecipeInput, raw: np.ndarray, path: Path) -> tuple[Prepro
     return done, geo
 
 
-def _electrons(inp: RecipeInput) -> Callable[[np.ndarray, Path], np.ndarray]:
+class _Electrons:
     """Each raw frame's pre-processing (overscan, trim, gain) when the rules describe the
-    detector; the frame as it is otherwise."""
-    if inp.detector is None:
-        return lambda raw, path: raw
-    return lambda raw, path: _preprocessed(inp, raw, path)[0].data.astype(np.float32)
+    detector, the frame as it is otherwise; remembers what was done to the frames (the
+    master's HISTORY and unit), so that no frame is pre-processed only to say so."""
+
+    def __init__(self, inp: RecipeInput) -> None:
+        self.inp = inp
+        self.history: tuple[str, ...] = ()
+        self.unit = "adu"
+
+    def __call__(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        if self.inp.detector is None:
+            return raw
+        done, geo = _preprocessed(self.inp, raw, path)
+        if not self.history:
+            self.history = tuple(f"pre: {s}" for s in (*done.steps, *geo.sources))
+            self.unit = "electron" if geo.gain is not None else "adu"
+        return done.data.astype(np.float32)
 
 
-def _master(inp: RecipeInput, master: np.ndarray, used: list[Path]) -> np.ndarray | Product:
+def _electrons(inp: RecipeInput) -> _Electrons:
+    return _Electrons(inp)
+
+
+def _master(inp: RecipeInput, master: np.ndarray, pre: _Electrons) -> np.ndarray | Product:
     """A master with its unit and the pre-processing its frames had (HISTORY)."""
-    if inp.detector is None or not used:
+    if inp.detector is None or not pre.history:
         return master
-    raw = read_data(used[0], inp.extension or 0)
-    done, geo = _preprocessed(inp, raw, used[0])
-    unit = "electron" if geo.gain is not None else "adu"
     return Product(
         master,
-        cards={"BUNIT": (unit, "pre-processed, then combined")},
-        history=tuple(f"pre: {s}" for s in (*done.steps, *geo.sources)),
+        cards={"BUNIT": (pre.unit, "pre-processed, then combined")},
+        history=pre.history,
     )
 
 
@@ -254,7 +267,7 @@ def _bias(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path
     ext = inp.extension or 0
     a = pre(read_data(used[0], ext), used[0]) if len(used) >= 2 else None
     b = pre(read_data(used[1], ext), used[1]) if len(used) >= 2 else None
-    return _master(inp, master, used), qc_bias(master, a, b), dropped, used
+    return _master(inp, master, pre), qc_bias(master, a, b), dropped, used
 
 
 def _dark(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
@@ -266,7 +279,7 @@ def _dark(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path
             pre(raw, path), bias, _exptime(path, inp.exptime_key, inp.extension)
         ),
     )
-    return _master(inp, master, used), qc_dark(master), dropped, used
+    return _master(inp, master, pre), qc_dark(master), dropped, used
 
 
 def _optional(inp: RecipeInput, tag: str, like: np.ndarray, value: float) -> np.ndarray:
@@ -291,7 +304,7 @@ def _flat(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path
     if not level > 0:
         raise CalibrationError(f"{inp.set_name}: combined flat level {level} is not positive")
     master = (master / level).astype(np.float32)
-    return _master(inp, master, used), qc_flat(master), dropped, used
+    return _master(inp, master, pre), qc_flat(master), dropped, used
 
 
 @dataclass(frozen=True)

@@ -81,17 +81,18 @@ def test_cubes_and_files_without_an_image_are_refused_naming_what_they_hold(
 
 
 def test_eso_ntt_frame_of_1991_is_uncompressed_and_accounted_for(tmp_path: Path) -> None:
+    """ESO's NTT frame (``DPR CATG = 'CALIB'`` and no ``DPR TYPE``): uncompressed from ``.Z``,
+    then set aside with that reason, which ``astroflow list misc`` shows."""
     ws = tmp_path / "ws"
     ws.mkdir()
     shutil.copy(astropy_data("lzw.fits.Z"), ws / "lzw.fits.Z")
     summary = prepare_workspace(str(ws), rules="eso-imager")
-    frames = _frames(ws)
-    if frames:
-        assert set(frames) == {"lzw.fits"}
-    else:
-        ((file, reason),) = summary.rejected
-        assert file == "lzw.fits"
-        assert reason  # shown by `astroflow list misc` (the test above) with its reason
+    assert not _frames(ws)
+    assert dict(summary.rejected) == {"lzw.fits": "lzw.fits: missing required keyword ESO DPR TYPE"}
+    assert not (ws / "lzw.fits.Z").exists()  # uncompressed (the compressed file is gone)
+    result = CliRunner().invoke(app, ["list", "misc", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"reason": "lzw.fits: missing required keyword ESO DPR TYPE"' in result.output
 
 
 def test_every_wfpc2_chip_is_calibrated(tmp_path: Path) -> None:
