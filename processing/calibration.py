@@ -18,6 +18,36 @@ MASK_BAD = 1  # flat <= 0.5, non-finite calibration
 MASK_SATURATED = 2  # raw value at or above saturation
 MASK_NONFINITE = 4  # raw value NaN/inf
 
+#: Pixels a QC statistic or a flat's level is measured on (at most): a regular grid over the
+#: whole frame, as IRAF's ``imstatistics`` and ``zscale`` sample. A median of 2**18 pixels
+#: lies within ~0.25 % of a pixel's noise of the whole frame's; every pixel costs ~30 ms
+#: per statistic on a 2048x2048 frame.
+SAMPLE_PIXELS = 2**18
+
+
+def grid_step(shape: tuple[int, ...], pixels: int = SAMPLE_PIXELS) -> int:
+    """The step (in rows and in columns) of the regular grid of at most ~``pixels`` pixels
+    that :func:`sampled` takes of a frame of ``shape``."""
+    size = math.prod(shape)
+    return max(1, math.ceil(math.sqrt(size / pixels)))
+
+
+def sampled(image: np.ndarray, pixels: int = SAMPLE_PIXELS) -> np.ndarray:
+    """The finite values of a regular grid over ``image`` (every ``k``-th row and column,
+    ``k`` from :func:`grid_step`): the whole frame, every region and column alike, in ~``pixels``
+    values (all of them for a small frame)."""
+    k = grid_step(image.shape, pixels)
+    values = np.asarray(image[::k, ::k], np.float64).ravel()
+    return values[np.isfinite(values)]
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def _mad_std(values: np.ndarray) -> float:
+    return float(mad_std(values)) if values.size else float("nan")
+
 
 def dark_rate(raw: np.ndarray, bias: np.ndarray, exptime: float) -> np.ndarray:
     """Dark current in ADU/s of one dark frame: (raw - master bias) / exptime."""
@@ -29,12 +59,53 @@ def dark_rate(raw: np.ndarray, bias: np.ndarray, exptime: float) -> np.ndarray:
 def flat_normalised(
     raw: np.ndarray, bias: np.ndarray, dark: np.ndarray, exptime: float
 ) -> np.ndarray:
-    """One flat, bias- and dark-corrected, divided by its median (dimensionless, ~1)."""
-    corrected = raw.astype(np.float64) - bias - dark * exptime
-    level = float(np.nanmedian(corrected))
+    """One flat, bias- and dark-corrected, divided by its median (dimensionless, ~1).
+
+    Float64 arithmetic per pixel, as numpy's float64 arrays would give (ccdproc's numbers);
+    the median is exact (the flats of a set are scaled before a clipped combine, whose
+    clipping decisions depend on every scale's last digits), taken in place on the corrected
+    pixels without a second copy.
+    """
+    if not (raw.shape == bias.shape == dark.shape):
+        raise CalibrationError(
+            f"shapes differ: flat {raw.shape}, bias {bias.shape}, dark {dark.shape}"
+        )
+    raw, bias, dark = (np.ascontiguousarray(a) for a in (raw, bias, dark))
+    corrected = np.empty(raw.shape, np.float64)
+    _corrected_kernel(raw, bias, dark, float(exptime), corrected)
+    values = corrected.reshape(-1)
+    if np.isfinite(values).all():
+        middle = values.size // 2
+        values.partition([middle - 1, middle] if values.size % 2 == 0 else [middle])
+        level = float(
+            np.mean(values[middle - 1 : middle + 1]) if values.size % 2 == 0 else values[middle]
+        )
+    else:
+        level = float(np.nanmedian(values))
+    del corrected, values
     if not level > 0:
         raise CalibrationError(f"flat level {level:.3g} ADU after corrections is not positive")
-    return (corrected / level).astype(np.float32)
+    out = np.empty(raw.shape, np.float32)
+    _flat_kernel(raw, bias, dark, float(exptime), level, out)
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _corrected_kernel(raw, bias, dark, exptime, out):  # type: ignore[no-untyped-def]
+    # raw - bias - dark * exptime in float64 per pixel, as numpy's float64 arrays
+    rows, cols = raw.shape
+    for y in prange(rows):
+        for x in range(cols):
+            out[y, x] = np.float64(raw[y, x]) - bias[y, x] - dark[y, x] * exptime
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _flat_kernel(raw, bias, dark, exptime, level, out):  # type: ignore[no-untyped-def]
+    # (raw - bias - dark * exptime) / level in float64 per pixel, as numpy's float64 arrays
+    rows, cols = raw.shape
+    for y in prange(rows):
+        for x in range(cols):
+            out[y, x] = (np.float64(raw[y, x]) - bias[y, x] - dark[y, x] * exptime) / level
 
 
 def reduce_frame(
@@ -80,9 +151,9 @@ def reduce_frame(
     mask = np.empty(shape, np.uint8)
     _reduce_kernel(
         np.ascontiguousarray(raw),
-        np.ascontiguousarray(bias, np.float64),
-        np.ascontiguousarray(dark, np.float64),
-        np.ascontiguousarray(flat, np.float64),
+        np.ascontiguousarray(bias),  # float32 or float64: each pixel is taken as float64
+        np.ascontiguousarray(dark),
+        np.ascontiguousarray(flat),
         float(exptime),
         float(gain),
         float(read_noise) ** 2,
@@ -129,38 +200,46 @@ def read_noise_difference(a: np.ndarray, b: np.ndarray) -> float:
 def qc_bias(
     master: np.ndarray, raw_a: np.ndarray | None, raw_b: np.ndarray | None
 ) -> dict[str, float]:
-    """QC of a master bias: median (ADU), noise (ADU, MAD std), RON (ADU, difference method)."""
-    out = {"median": float(np.nanmedian(master)), "noise": float(mad_std(master, ignore_nan=True))}
+    """QC of a master bias: median (ADU), noise (ADU, MAD std), RON (ADU, difference method
+    of two of its frames, ``raw_a`` and ``raw_b``); on the :func:`sampled` grid."""
+    values = sampled(master)
+    out = {"median": _median(values), "noise": _mad_std(values)}
     if raw_a is not None and raw_b is not None:
-        out["ron"] = read_noise_difference(raw_a, raw_b)
+        k = grid_step(raw_a.shape)
+        out["ron"] = read_noise_difference(raw_a[::k, ::k], raw_b[::k, ::k])
     return out
 
 
 def qc_dark(master: np.ndarray) -> dict[str, float]:
-    """QC of a master dark (ADU/s): median, noise, hot pixel fraction (> median + 5 noise)."""
-    med = float(np.nanmedian(master))
-    noise = float(mad_std(master, ignore_nan=True))
-    hot = float(np.mean(master > med + 5 * max(noise, 1e-12)))
+    """QC of a master dark (ADU/s): median and noise (on the :func:`sampled` grid), hot pixel
+    fraction (> median + 5 noise, of every pixel)."""
+    values = sampled(master)
+    med, noise = _median(values), _mad_std(values)
+    hot = float(np.count_nonzero(master > med + 5 * max(noise, 1e-12)) / master.size)
     return {"median": med, "noise": noise, "hot_fraction": hot}
 
 
 def qc_flat(master: np.ndarray) -> dict[str, float]:
-    """QC of a normalised master flat: mean, noise, cold (< 0.5) and bad (non-finite) fractions."""
+    """QC of a normalised master flat: mean, noise (MAD std on the :func:`sampled` grid), cold
+    (< 0.5) and bad (non-finite) fractions of every pixel."""
     finite = np.isfinite(master)
+    good = int(np.count_nonzero(finite))
     return {
         "mean": float(np.nanmean(master)),
-        "noise": float(mad_std(master, ignore_nan=True)),
-        "cold_fraction": float(np.mean(finite & (master < 0.5))),
-        "bad_fraction": float(np.mean(~finite)),
+        "noise": _mad_std(sampled(master)),
+        "cold_fraction": float(np.count_nonzero(master < 0.5) / master.size),
+        "bad_fraction": float((master.size - good) / master.size),
     }
 
 
 def qc_science(science: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """QC of a reduced frame: sky median (ADU) and masked fraction."""
-    good = mask == 0
+    """QC of a reduced frame: sky median (its unit; the unmasked pixels of the
+    :func:`sampled` grid) and masked fraction (of every pixel)."""
+    k = grid_step(science.shape)
+    values = science[::k, ::k][mask[::k, ::k] == 0].astype(np.float64)
     return {
-        "sky_median": float(np.nanmedian(science[good])) if good.any() else float("nan"),
-        "masked_fraction": float(np.mean(~good)),
+        "sky_median": _median(values[np.isfinite(values)]),
+        "masked_fraction": float(np.count_nonzero(mask) / mask.size),
     }
 
 

@@ -27,6 +27,7 @@ from astroflow.processing.calibration import (
     MASK_SATURATED,
     dark_rate,
     flat_normalised,
+    grid_step,
     metric_name,
     qc_bias,
     qc_dark,
@@ -49,6 +50,7 @@ from astroflow.storage.organiser.frames import (
     inputs_hash,
     mark_qc_verdict,
     opened,
+    read_calibration,
     read_data,
     read_header,
     write_mef_product,
@@ -107,10 +109,12 @@ def _calib(inp: RecipeInput, tag: str) -> Path:
 
 
 def _calib_data(inp: RecipeInput, tag: str) -> np.ndarray:
+    """The pixels of the SOF's calibration ``tag`` as stored (float32, read-only: shared by
+    the frames of a night, see :func:`read_calibration`)."""
     path = _calib(inp, tag)
     if not path.exists():
         raise CalibrationError(f"{inp.set_name}: calibration {path.name} ({tag}) does not exist")
-    return read_data(path, inp.extension or 0).astype(np.float64)
+    return read_calibration(path, inp.extension or 0)
 
 
 def _exptime(path: Path, key: str, ext: Extension | None = None) -> float:
@@ -159,8 +163,9 @@ def combine_set(
 
 
 def calibration(inp: RecipeInput, tag: str) -> np.ndarray:
-    """For recipe functions: the pixels of the SOF's calibration ``tag`` (``MASTER_BIAS``...)."""
-    return _calib_data(inp, tag)
+    """For recipe functions: the pixels of the SOF's calibration ``tag`` (``MASTER_BIAS``...),
+    float64, the recipe's own copy."""
+    return _calib_data(inp, tag).astype(np.float64)
 
 
 def _combine_recipe(
@@ -231,10 +236,13 @@ class _Electrons:
     detector, the frame as it is otherwise; remembers what was done to the frames (the
     master's HISTORY and unit), so that no frame is pre-processed only to say so."""
 
-    def __init__(self, inp: RecipeInput) -> None:
+    def __init__(self, inp: RecipeInput, keep: int = 0) -> None:
         self.inp = inp
         self.history: tuple[str, ...] = ()
         self.unit = "adu"
+        self.keep = keep
+        #: the :func:`sampled` grid of the first ``keep`` frames, pre-processed (float64)
+        self.grids: list[np.ndarray] = []
 
     def __call__(self, raw: np.ndarray, path: Path) -> np.ndarray:
         if self.inp.detector is None:
@@ -243,11 +251,14 @@ class _Electrons:
         if not self.history:
             self.history = tuple(f"pre: {s}" for s in (*done.steps, *geo.sources))
             self.unit = "electron" if geo.gain is not None else "adu"
+        if len(self.grids) < self.keep:
+            k = grid_step(done.data.shape)
+            self.grids.append(done.data[::k, ::k].copy())
         return done.data.astype(np.float32)
 
 
-def _electrons(inp: RecipeInput) -> _Electrons:
-    return _Electrons(inp)
+def _electrons(inp: RecipeInput, keep: int = 0) -> _Electrons:
+    return _Electrons(inp, keep)
 
 
 def _master(inp: RecipeInput, master: np.ndarray, pre: _Electrons) -> np.ndarray | Product:
@@ -262,11 +273,15 @@ def _master(inp: RecipeInput, master: np.ndarray, pre: _Electrons) -> np.ndarray
 
 
 def _bias(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
-    pre = _electrons(inp)
+    pre = _electrons(inp, keep=2)  # two frames' grids for the read noise
     master, dropped, used = _combine_recipe(inp, None if inp.detector is None else pre)
     ext = inp.extension or 0
-    a = pre(read_data(used[0], ext), used[0]) if len(used) >= 2 else None
-    b = pre(read_data(used[1], ext), used[1]) if len(used) >= 2 else None
+    if inp.detector is not None and len(pre.grids) == 2:
+        a, b = pre.grids
+    elif inp.detector is None and len(used) >= 2:
+        a, b = read_data(used[0], ext), read_data(used[1], ext)
+    else:
+        a = b = None
     return _master(inp, master, pre), qc_bias(master, a, b), dropped, used
 
 
@@ -287,7 +302,7 @@ def _optional(inp: RecipeInput, tag: str, like: np.ndarray, value: float) -> np.
     pixels when the SOF names it, else ``value`` everywhere."""
     if any(t == tag for t, _ in inp.calibrations):
         return _calib_data(inp, tag)
-    return np.full_like(like, value)
+    return np.full(like.shape, value, np.float32)
 
 
 def _flat(inp: RecipeInput) -> tuple[Any, dict[str, float], list[str], list[Path]]:
@@ -613,8 +628,13 @@ def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, floa
     all_dropped: list[str] = []
     history: list[str] = []
     used: list[Path] = []
-    for ext in extensions:
-        product, qc, dropped, used = function(inp.model_copy(update={"extension": ext}))
+    # the extensions are independent: two at a time (the kernels and most of the FITS I/O
+    # release the GIL), in order
+    with ThreadPoolExecutor(max_workers=min(2, len(extensions)), thread_name_prefix="ext") as pool:
+        made = list(
+            pool.map(lambda e: function(inp.model_copy(update={"extension": e})), extensions)
+        )
+    for ext, (product, qc, dropped, used) in zip(extensions, made, strict=True):
         if not isinstance(product, Product):
             product = Product(product)
         label = f"{ext[0]},{ext[1]}"

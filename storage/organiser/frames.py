@@ -9,6 +9,7 @@ on disk, headers in memory). ``ASTROFLOW_CACHE=false`` keeps them in memory inst
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -147,6 +148,22 @@ def read_data(path: Path, ext: int | str | Extension = 0) -> np.ndarray:
     if data is None or data.ndim != 2:
         raise ProcessingError(f"{path.name}: no 2-D image")
     return data if data.dtype == np.float64 else data.astype(np.float32, copy=False)
+
+
+def read_calibration(path: Path, ext: int | str | Extension = 0) -> np.ndarray:
+    """A calibration's image (:func:`read_data`), read once for the frames that use it: kept
+    (read-only) while the file's size and modification time stay the same, the last four
+    images read (a master bias and flat of two extensions). A product written again is a new
+    file (:func:`atomic_write`), so its inode tells it from the one kept."""
+    st = path.stat()
+    return _read_calibration(str(path), ext, (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_calibration(path: str, ext: Any, version: tuple[int, int, int]) -> np.ndarray:
+    data = read_data(Path(path), ext)
+    data.flags.writeable = False
+    return data
 
 
 class RawRows(FitsRows):
