@@ -627,14 +627,13 @@ def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, floa
     all_qc: dict[str, float] = {}
     all_dropped: list[str] = []
     history: list[str] = []
-    used: list[Path] = []
     # the extensions are independent: two at a time (the kernels and most of the FITS I/O
     # release the GIL), in order
     with ThreadPoolExecutor(max_workers=min(2, len(extensions)), thread_name_prefix="ext") as pool:
         made = list(
             pool.map(lambda e: function(inp.model_copy(update={"extension": e})), extensions)
         )
-    for ext, (product, qc, dropped, used) in zip(extensions, made, strict=True):
+    for ext, (product, qc, dropped, _) in zip(extensions, made, strict=True):
         if not isinstance(product, Product):
             product = Product(product)
         label = f"{ext[0]},{ext[1]}"
@@ -649,6 +648,7 @@ def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, floa
                 ext, product.data, product.base_header, {**product.cards, **cards}, product.planes
             )
         )
+    used: list[Path] = made[-1][3]  # the frames of the last extension (the same files)
     cards, provenance = _provenance(inp, [Path(p) for p in used], fingerprint, {})
     # a product of one frame (reduce) keeps its raw primary's cards; a master does not
     one_frame = any(part.header is not None for part in parts)
