@@ -12,6 +12,7 @@ from prefect.states import State
 
 from astroflow.flows import params, report
 from astroflow.flows.common import collect, publish_errors
+from astroflow.flows.locks import one_run_at_a_time
 from astroflow.flows.names import run_name
 from astroflow.flows.runners import make_task_runner
 from astroflow.models.cascade import CascadeSummary
@@ -68,6 +69,7 @@ def cascade_levels(
     name="calibration-cascade",
     flow_run_name=run_name("calibrate", "workspace", "session", fallback="current"),
 )
+@one_run_at_a_time("workspace", "workspace")
 def calibration_cascade(
     workspace: params.Workspace,
     session: params.Session = None,

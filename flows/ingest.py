@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from astroflow.flows import params, report
 from astroflow.flows import review as reviewing
 from astroflow.flows.common import collect, publish_errors
+from astroflow.flows.locks import one_run_at_a_time
 from astroflow.flows.names import run_name
 from astroflow.flows.runners import make_task_runner
 from astroflow.models.errors import (
@@ -56,6 +57,7 @@ from astroflow.tasks.ingest_work import write_skip_flag
     flow_run_name=run_name("fetch", "repository"),
     task_runner=ThreadPoolTaskRunner(max_workers=8),
 )
+@one_run_at_a_time("work_dir", "work folder")
 def fetch_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
@@ -102,6 +104,7 @@ def fetch_images(
 
 
 @flow(name="process-images", flow_run_name=run_name("process", "repository"))
+@one_run_at_a_time("work_dir", "work folder")
 def process_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
@@ -162,6 +165,7 @@ def tile_images(
     flow_run_name=run_name("publish", "repository"),
     task_runner=ThreadPoolTaskRunner(max_workers=4),
 )
+@one_run_at_a_time("work_dir", "work folder")
 def publish_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
@@ -250,6 +254,7 @@ def reindex_repository(
 
 
 @flow(name="ingest-images", flow_run_name=run_name("ingest", "repository"))
+@one_run_at_a_time("work_dir", "work folder")
 def ingest_images(
     repository: params.Repository,
     work_dir: params.WorkDir,

@@ -22,6 +22,7 @@ from astroflow.flows.ingest import (
     stage_failures,
     stage_sections,
 )
+from astroflow.flows.locks import one_run_at_a_time
 from astroflow.flows.names import rename_run, run_name
 from astroflow.flows.organiser import prepare_sections, prepare_workspace
 from astroflow.models.cascade import CascadeSummary
@@ -42,6 +43,7 @@ class NightSummary(BaseModel):
 
 
 @flow(name="process-night", flow_run_name=run_name("night", "workspace"))
+@one_run_at_a_time("workspace", "workspace")
 def process_night(
     workspace: params.Workspace,
     repository: params.Repository,

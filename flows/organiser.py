@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 
 from astroflow.flows import params, report
 from astroflow.flows.common import publish_errors
+from astroflow.flows.locks import one_run_at_a_time
 from astroflow.flows.names import run_name
 from astroflow.models.errors import ErrorStack
 from astroflow.models.organiser import PrepareSummary
@@ -24,6 +25,7 @@ from astroflow.tasks.recipes import check_recipes
 
 
 @flow(name="prepare-workspace", flow_run_name=run_name("prepare", "workspace"))
+@one_run_at_a_time("workspace", "workspace")
 def prepare_workspace(
     workspace: params.Workspace, refresh: params.Refresh = False, rules: params.Rules = None
 ) -> PrepareSummary:
@@ -113,6 +115,7 @@ def prepare_sections(summary: PrepareSummary) -> list[str]:
 
 
 @flow(name="refresh-session", flow_run_name=run_name("refresh", "workspace", "session"))
+@one_run_at_a_time("workspace", "workspace")
 def refresh_session(workspace: params.Workspace, session: params.Session = None) -> tuple[str, int]:
     """Redo a session's calibration matching and SOF files from its statuses.
 

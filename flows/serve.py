@@ -2,7 +2,7 @@
 package as ``astroflow.deployments``) from one process (Prefect's ``serve``), for users
 without a work pool: the same parameters and schedules (every field Prefect takes: cron,
 interval, rrule, timezone, anchor date, day_or, active, parameters, slug; as inactive as in
-the file), under names of their own (``<name>-served``). A served deployment
+the file) and concurrency limits, under names of their own (``<name>-served``). A served deployment
 that took a work pool deployment's name would take it over (no pool, no path) and pause its
 schedules when ``serve`` stops; separate names leave the pool's deployments alone."""
 
@@ -69,6 +69,19 @@ def schedule(spec: dict[str, Any], deployment: str) -> Any:
     return Schedule(**fields)
 
 
+def concurrency_limit(spec: dict[str, Any]) -> Any:
+    """A deployment's ``concurrency_limit`` (a number, or ``limit`` with
+    ``collision_strategy``) as Prefect's ``ConcurrencyLimitConfig``; None when it has none."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
+    given = spec.get("concurrency_limit")
+    if given is None:
+        return None
+    if isinstance(given, int):
+        return ConcurrencyLimitConfig(limit=given)
+    return ConcurrencyLimitConfig.model_validate(given)
+
+
 def _flow_for(entrypoint: str) -> Any:
     import importlib
 
@@ -99,6 +112,7 @@ def build_deployments(path: Path | Traversable = PREFECT_YAML) -> list[Any]:
                 description=spec.get("description"),
                 tags=spec.get("tags", []),
                 schedules=schedules,
+                concurrency_limit=concurrency_limit(spec),
             )
         )
     return out

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AstroflowError",
+    "BusyError",
     "CalibrationError",
     "ConfigError",
     "DownloadError",
@@ -64,6 +65,10 @@ class RepositoryError(AstroflowError):
 
 class RepositoryUnreachableError(RepositoryError):
     """The repository does not answer (refused, reset, timed out): the run cannot proceed."""
+
+
+class BusyError(AstroflowError):
+    """A work folder or workspace is held by another live run: this run did nothing."""
 
 
 class ReviewTimeoutError(AstroflowError):

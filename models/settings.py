@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         Degrees east of the observatory (``ASTROFLOW_SITE_LONGITUDE``): where a night starts
         at local noon when neither the rules nor a frame's header say (default: none, the
         date of MJD - 15 h).
+    lock_wait_s
+        Seconds a run waits for another live run holding its work folder or workspace before
+        it gives up (``ASTROFLOW_LOCK_WAIT_S``, default 0: it gives up at once, naming the
+        holder).
     """
 
     model_config = SettingsConfigDict(env_prefix="ASTROFLOW_", frozen=True)
@@ -71,6 +75,7 @@ class Settings(BaseSettings):
     azure_sdk_retries: int = Field(default=0, ge=0)
     autostart_server: bool = True
     site_longitude: float | None = Field(default=None, ge=-180, le=360)
+    lock_wait_s: float = Field(default=0.0, ge=0)
 
 
 def environment_variable(name: str) -> str | None:

@@ -89,3 +89,26 @@ def write_avm_jpeg(
         embed_xmp(str(plain), str(path), packet.encode("utf-8"))
     plain.unlink()
     return pixels
+
+
+def astropix_entry(image_id: str, url: str, **extra: object) -> dict:
+    """An AstroPix feed entry of a 320x240 picture placed by its AVM-style WCS fields."""
+    from pyavm import AVM
+
+    avm = AVM.from_wcs(tan_wcs(320, 240, rotation_deg=5.0), shape=(240, 320))
+    entry = {
+        "publisher_id": "noao",
+        "image_id": image_id,
+        "title": f"Image {image_id}",
+        "resource_url": url,
+        "reference_url": f"https://example.org/{image_id}",
+        "last_updated": "2024-05-01T10:00:00",
+        "wcs_projection": "TAN",
+        "wcs_reference_value": [float(v) for v in avm.Spatial.ReferenceValue],
+        "wcs_reference_pixel": [float(v) for v in avm.Spatial.ReferencePixel],
+        "wcs_reference_dimension": [320.0, 240.0],
+        "wcs_scale": [float(v) for v in avm.Spatial.Scale],
+        "wcs_rotation": float(avm.Spatial.Rotation),
+    }
+    entry.update(extra)
+    return entry

@@ -130,6 +130,31 @@ def _run_deployment(name: str, params: dict[str, str], env: dict[str, str]) -> N
         pytest.fail(f"deployment run {name} did not complete:\n{text[-3000:]}\nlogs:\n{logs}")
 
 
+def _start_deployment(name: str, params: dict[str, str], env: dict[str, str]) -> str:
+    """``prefect deployment run`` without watching: the new flow run's id."""
+    args = [PREFECT, "deployment", "run", name]
+    for key, value in params.items():
+        args += ["-p", f"{key}={value}"]
+    text = _run(args, env)
+    found = re.search(r"UUID:\s*([0-9a-f-]{36})", text)
+    assert found, text
+    return found.group(1)
+
+
+def _finished_run(api: str, run_id: str, timeout: float = 400) -> dict:
+    """The flow run once it is in a final state, with ``states``: every state it went through."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state']['name']}"
+        time.sleep(1)
+    states = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": run_id}, timeout=10)
+    run["states"] = [st["name"] for st in states.json()]
+    return run
+
+
 DEPLOYMENTS = {
     "nightly-ingest": "ingest-images",
     "reindex": "reindex-repository",
@@ -234,6 +259,21 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
         )
         assert (repo / "ngc2000" / "index.wtml").exists()
         assert "ngc2000" in (repo / "index.wtml").read_text()
+        # two runs of the deployment started one second apart, with a new image: the second
+        # waits for the first (concurrency limit 1, ENQUEUE); the image is published once
+        write_fits(src / "ngc2001.fits", 300, 200, np.random.default_rng(5), tan_wcs(300, 200))
+        params = {"repository": str(repo), "work_dir": str(tmp_path / "work")}
+        ids = [_start_deployment("ingest-images/nightly-ingest", params, env)]
+        time.sleep(1)
+        ids.append(_start_deployment("ingest-images/nightly-ingest", params, env))
+        runs = [_finished_run(env["PREFECT_API_URL"], run_id) for run_id in ids]
+        assert [r["state"]["type"] for r in runs] == ["COMPLETED", "COMPLETED"], runs
+        first, second = sorted(runs, key=lambda r: r["start_time"])
+        assert first["end_time"] <= second["start_time"], "the two runs overlapped"
+        headlines = sorted(r["state"]["message"] for r in runs)
+        assert headlines == ["0 image(s) published", "1 image(s) published"], headlines
+        assert "ngc2001" in (repo / "index.wtml").read_text()
+        assert not list((tmp_path / "work").rglob("*.partial"))
         health = httpx.get(f"http://127.0.0.1:{health_port}/health", timeout=10)
         assert health.status_code == 200, health.text
         _run_deployment("prepare-workspace/prepare", {"workspace": str(ws)}, env)

@@ -1,4 +1,5 @@
-"""Several workers on one PostgreSQL workspace: two cascades at once do nothing twice."""
+"""Two cascades started at once on one PostgreSQL workspace do nothing twice: the second
+waits for the workspace's lock (ASTROFLOW_LOCK_WAIT_S), then finds every product made."""
 
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ def test_two_cascades_at_once_on_postgres(
     make_workspace(ws, np.random.default_rng(9), shape=(32, 32))
     prepare_workspace(str(ws))
     env = dict(
-        os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()), ASTROFLOW_DATABASE_URL=pg_url
+        os.environ,
+        PREFECT_API_URL=str(PREFECT_API_URL.value()),
+        ASTROFLOW_DATABASE_URL=pg_url,
+        ASTROFLOW_LOCK_WAIT_S="600",
     )
     procs = [
         subprocess.Popen(
@@ -66,6 +70,8 @@ def test_two_cascades_at_once_on_postgres(
     for r in results:  # each run saw every product, made by itself or by the other
         assert sorted(r["made"] + r["skipped"]) == sorted(made)
         assert r["failed"] == []
+    # one after the other: the lock let one run make everything, the other made nothing
+    assert sorted(len(r["made"]) for r in results) == [0, 12]
     statuses = catalog.statuses(Database(ws), "base")
     assert sorted(n for n, s in statuses.items() if s == "pass") == sorted(made)
     assert not list((ws / "sessions").rglob(TEMP_GLOB))  # no temporary file of a writer left

@@ -34,7 +34,7 @@ from astroflow.processing.wcs import header_from_wcs, orient_top_down, study_geo
 from astroflow.storage.ingest.layout import ImageLayout
 from astroflow.storage.ingest.repository import RepositoryRef, open_repository
 from tests.conftest import AZURE_ENV
-from tests.imagedata import tan_wcs, write_avm_jpeg, write_fits
+from tests.imagedata import astropix_entry, tan_wcs, write_avm_jpeg, write_fits
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -248,28 +248,6 @@ def test_folder_ingest_to_azurite(
 # -- AstroPix feed over HTTP -----------------------------------------------------------------
 
 
-def _entry(image_id: str, url: str, **extra: object) -> dict:
-    from pyavm import AVM
-
-    avm = AVM.from_wcs(tan_wcs(320, 240, rotation_deg=5.0), shape=(240, 320))
-    entry = {
-        "publisher_id": "noao",
-        "image_id": image_id,
-        "title": f"Image {image_id}",
-        "resource_url": url,
-        "reference_url": f"https://example.org/{image_id}",
-        "last_updated": "2024-05-01T10:00:00",
-        "wcs_projection": "TAN",
-        "wcs_reference_value": [float(v) for v in avm.Spatial.ReferenceValue],
-        "wcs_reference_pixel": [float(v) for v in avm.Spatial.ReferencePixel],
-        "wcs_reference_dimension": [320.0, 240.0],
-        "wcs_scale": [float(v) for v in avm.Spatial.Scale],
-        "wcs_rotation": float(avm.Spatial.Rotation),
-    }
-    entry.update(extra)
-    return entry
-
-
 def test_astropix_feed_over_http(
     tmp_path: Path, httpserver: HTTPServer, rng: np.random.Generator
 ) -> None:
@@ -281,22 +259,22 @@ def test_astropix_feed_over_http(
     write_avm_jpeg(private, 320, 240, rng, None)
     base = httpserver.url_for("")
     feed = [
-        _entry("NOAO0001", f"{base}img/1.jpg", last_updated="2024-05-02T00:00:00"),
-        _entry("noao0002", f"{base}img/2.jpg", last_updated="2024-06-01T00:00:00Z"),
-        _entry("sin01", f"{base}img/3.jpg", wcs_projection="SIN"),
-        _entry("a/b", f"{base}img/4.jpg"),
+        astropix_entry("NOAO0001", f"{base}img/1.jpg", last_updated="2024-05-02T00:00:00"),
+        astropix_entry("noao0002", f"{base}img/2.jpg", last_updated="2024-06-01T00:00:00Z"),
+        astropix_entry("sin01", f"{base}img/3.jpg", wcs_projection="SIN"),
+        astropix_entry("a/b", f"{base}img/4.jpg"),
         {"publisher_id": "noao", "title": "no id"},
         "not an object",
-        _entry("x" * 300, f"{base}img/5.jpg"),
-        _entry("empty", f"{base}img/empty.jpg"),
-        _entry("trunc", f"{base}img/trunc.jpg"),
-        _entry("badwcs", f"{base}img/1.jpg", wcs_scale="nonsense"),
+        astropix_entry("x" * 300, f"{base}img/5.jpg"),
+        astropix_entry("empty", f"{base}img/empty.jpg"),
+        astropix_entry("trunc", f"{base}img/trunc.jpg"),
+        astropix_entry("badwcs", f"{base}img/1.jpg", wcs_scale="nonsense"),
         # hostile: a local file named by the feed, ids that differ only in case, no extension
-        _entry("private", private.as_uri()),
-        _entry("M42", f"{base}img/1.jpg"),
-        _entry("m42", f"{base}img/2.jpg"),
-        _entry("noext", f"{base}img/download"),
-        _entry("", f"{base}img/1.jpg"),
+        astropix_entry("private", private.as_uri()),
+        astropix_entry("M42", f"{base}img/1.jpg"),
+        astropix_entry("m42", f"{base}img/2.jpg"),
+        astropix_entry("noext", f"{base}img/download"),
+        astropix_entry("", f"{base}img/1.jpg"),
     ]
     feed[4]["wcs_projection"] = "TAN"
     httpserver.expect_oneshot_request("/feed.json").respond_with_data("busy", status=503)
