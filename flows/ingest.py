@@ -62,6 +62,7 @@ def fetch_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
     azure_conn_env: params.AzureConnEnv = None,
+    azure_block: params.AzureBlock = None,
     force: params.Force = False,
     limit: params.Limit = None,
 ) -> StageSummary:
@@ -80,7 +81,7 @@ def fetch_images(
     limit
         Fetch at most this many candidates (in feed order).
     """
-    repo = RepositoryRef.of(repository, azure_conn_env)
+    repo = RepositoryRef.of(repository, azure_conn_env, azure_block)
     config = read_pipeline_config(repo.open())
     open_stage_task(work_dir, "cache_todo")
     feed = query_source(config)
@@ -109,6 +110,7 @@ def process_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
     azure_conn_env: params.AzureConnEnv = None,
+    azure_block: params.AzureBlock = None,
     png_level: params.PngLevel = DEFAULT_PNG_LEVEL,
     tile_workers: params.TileWorkers = None,
     task_runner: params.TaskRunner = "threads",
@@ -127,7 +129,7 @@ def process_images(
         ``dask-local`` (a Dask LocalCluster of 2 worker processes) or ``tcp://host:port`` (a
         Dask scheduler whose workers see the work folder at the same path).
     """
-    config = read_pipeline_config(RepositoryRef.of(repository, azure_conn_env).open())
+    config = read_pipeline_config(RepositoryRef.of(repository, azure_conn_env, azure_block).open())
     ids = open_stage_task(work_dir, "out_todo", "cache_todo")
     runner = make_task_runner(task_runner)
     summary = tile_images.with_options(task_runner=runner)(
@@ -170,6 +172,7 @@ def publish_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
     azure_conn_env: params.AzureConnEnv = None,
+    azure_block: params.AzureBlock = None,
 ) -> StageSummary:
     """Upload every processed image (``out_todo``) to the repository, ``index.wtml`` last.
 
@@ -177,7 +180,7 @@ def publish_images(
     before the first upload, or as soon as the repository's circuit breaker opens.
     """
     logger = get_run_logger()
-    repo = RepositoryRef.of(repository, azure_conn_env)
+    repo = RepositoryRef.of(repository, azure_conn_env, azure_block)
     repo.open().require_reachable()
     ids = open_stage_task(work_dir, "out_todo", "out_todo")
     wd = WorkDir(work_dir)
@@ -220,14 +223,16 @@ def publish_images(
     task_runner=ThreadPoolTaskRunner(max_workers=16),
 )
 def reindex_repository(
-    repository: params.Repository, azure_conn_env: params.AzureConnEnv = None
+    repository: params.Repository,
+    azure_conn_env: params.AzureConnEnv = None,
+    azure_block: params.AzureBlock = None,
 ) -> StageSummary:
     """Rewrite the repository's root ``index.wtml`` from every published image, newest first.
 
     An image folder without a non-empty ``index.wtml`` (unpublished, or mid-upload) is not
     indexed.
     """
-    ref = RepositoryRef.of(repository, azure_conn_env)
+    ref = RepositoryRef.of(repository, azure_conn_env, azure_block)
     repo = ref.open()
     config = read_pipeline_config(repo)
     folders = repo.list_folders()
@@ -259,6 +264,7 @@ def ingest_images(
     repository: params.Repository,
     work_dir: params.WorkDir,
     azure_conn_env: params.AzureConnEnv = None,
+    azure_block: params.AzureBlock = None,
     force: params.Force = False,
     limit: params.Limit = None,
     png_level: params.PngLevel = DEFAULT_PNG_LEVEL,
@@ -271,11 +277,12 @@ def ingest_images(
     repeats every stage's counts, failures and the images published. ``task_runner`` is
     where the images are tiled (see ``process-images``)."""
     stages = [
-        fetch_images(repository, work_dir, azure_conn_env, force=force, limit=limit),
+        fetch_images(repository, work_dir, azure_conn_env, azure_block, force=force, limit=limit),
         process_images(
             repository,
             work_dir,
             azure_conn_env,
+            azure_block,
             png_level=png_level,
             tile_workers=tile_workers,
             task_runner=task_runner,
@@ -284,13 +291,15 @@ def ingest_images(
     if review:
         wait_for_review(work_dir, review_timeout)
     stages += [
-        publish_images(repository, work_dir, azure_conn_env),
-        reindex_repository(repository, azure_conn_env),
+        publish_images(repository, work_dir, azure_conn_env, azure_block),
+        reindex_repository(repository, azure_conn_env, azure_block),
     ]
     headline = ingest_headline(stages)
     sections = [
         *stage_sections(stages),
-        published_section(RepositoryRef.of(repository, azure_conn_env), stages[2].done),
+        published_section(
+            RepositoryRef.of(repository, azure_conn_env, azure_block), stages[2].done
+        ),
     ]
     report.publish("ingest-report", "Ingest", headline, sections)
     return report.finish(

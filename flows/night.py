@@ -48,6 +48,7 @@ def process_night(
     workspace: params.Workspace,
     repository: params.Repository,
     azure_conn_env: params.AzureConnEnv = None,
+    azure_block: params.AzureBlock = None,
     work_dir: params.NightWorkDir = None,
     publish_url_prefix: params.PublishUrlPrefix = "http://localhost:8000/",
     folder_name: params.FolderName = "astroflow night",
@@ -68,7 +69,7 @@ def process_night(
         URL the repository is served under (for the WTML of a new repository).
     """
     logger = get_run_logger()
-    repo = RepositoryRef.of(repository, azure_conn_env)
+    repo = RepositoryRef.of(repository, azure_conn_env, azure_block)
     ensure_source_task(
         repo,
         "workspace",
@@ -82,7 +83,7 @@ def process_night(
         rename_run(f"night-{label}")  # the runs list says which night and camera
     cascade = calibration_cascade(workspace, overwrite=overwrite, task_runner=task_runner)
     work = work_dir or str(Path(workspace).expanduser().resolve() / "ingest")
-    ingest = ingest_images(repository, work, azure_conn_env, task_runner=task_runner)
+    ingest = ingest_images(repository, work, azure_conn_env, azure_block, task_runner=task_runner)
     logger.info("night done: %s; %s", cascade.line(), "; ".join(s.line() for s in ingest))
     headline = f"{cascade.headline()}; {ingest_headline(ingest)}"
     ws = Workspace.open(workspace)

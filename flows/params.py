@@ -28,8 +28,9 @@ RunnerChoice = Literal["threads", "dask-local"]
 
 Repository = described(
     str,
-    "WWT data repository: a local folder, file:///path, or az://container/prefix (Azure "
-    "Blob). Holds toasty-pipeline-config.yaml.",
+    "WWT data repository: a local folder, file:///path, or az://container/prefix or "
+    "abfs://container@account.dfs.core.windows.net/prefix (Azure Blob). Holds "
+    "toasty-pipeline-config.yaml.",
 )
 WorkDir = described(
     str,
@@ -39,6 +40,13 @@ AzureConnEnv = described(
     str,
     "Name of the environment variable (on the worker) that holds the Azure connection "
     "string; empty: adlfs reads AZURE_STORAGE_CONNECTION_STRING and friends.",
+    optional=True,
+)
+AzureBlock = described(
+    str,
+    "Name of a Prefect block (prefect-azure's Azure Blob Storage Credentials) holding the "
+    "Azure connection string or account URL, instead of azure_conn_env; loaded when the "
+    "repository is opened, never logged.",
     optional=True,
 )
 Force = described(bool, "Fetch every image again, even those already published or pending.")

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         Let a command that runs a flow start a local Prefect server in the background when
         no Prefect API is configured or running (``ASTROFLOW_AUTOSTART_SERVER``, default true;
         false: Prefect's temporary server for each command).
+    azure_blob_endpoint
+        Blob endpoint of the Azure account routes (account key, SAS, service principal,
+        DefaultAzureCredential) when it is not ``https://<account>.blob.core.windows.net``
+        (``ASTROFLOW_AZURE_BLOB_ENDPOINT``; ``{account}`` is replaced by the account: Azurite's
+        ``http://127.0.0.1:10000/{account}``, another cloud, a private endpoint).
     azure_sdk_retries
         Retries of the Azure SDK itself per request (``ASTROFLOW_AZURE_SDK_RETRIES``, default
         0: the repository's own retries, with its circuit breaker, do the retrying).
@@ -73,6 +78,7 @@ class Settings(BaseSettings):
     azure_connect_timeout: float = Field(default=5.0, gt=0)
     azure_read_timeout: float = Field(default=20.0, gt=0)
     azure_sdk_retries: int = Field(default=0, ge=0)
+    azure_blob_endpoint: str | None = None
     autostart_server: bool = True
     site_longitude: float | None = Field(default=None, ge=-180, le=360)
     lock_wait_s: float = Field(default=0.0, ge=0)

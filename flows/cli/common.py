@@ -27,6 +27,14 @@ AzureConnEnv = Annotated[
         "(the string itself is never accepted on the command line).",
     ),
 ]
+AzureBlock = Annotated[
+    str | None,
+    typer.Option(
+        "--azure-block",
+        help="Name of a Prefect block (Azure Blob Storage Credentials) holding the Azure "
+        "connection string or account URL, instead of --azure-conn-env.",
+    ),
+]
 Repo = Annotated[str, typer.Argument(help="Repository URL or local path.")]
 WorkDirArg = Annotated[str, typer.Argument(help="Local work directory.")]
 WorkspaceArg = Annotated[str, typer.Argument(help="Workspace folder.")]

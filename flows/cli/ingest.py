@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from astroflow.flows.cli.common import (
+    AzureBlock,
     AzureConnEnv,
     DaskOpt,
     Repo,
@@ -28,13 +29,14 @@ app.add_typer(repo_app, name="repo")
 def repo_check(
     url: Annotated[str, typer.Argument(help="Repository URL or local path.")],
     azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
 ) -> None:
     """Open a repository, list its top level, and report reachability and write permission."""
     from astroflow.models.errors import AstroflowError
     from astroflow.storage.ingest.repository_ref import RepositoryRef
 
     try:
-        repo = RepositoryRef.of(url, azure_conn_env).open()
+        repo = RepositoryRef.of(url, azure_conn_env, azure_block).open()
     except AstroflowError as exc:
         raise fail(str(exc)) from None
     result = repo.check()
@@ -63,6 +65,7 @@ def fetch_cmd(
     repo: Repo,
     workdir: WorkDirArg,
     azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
     force: Force = False,
     limit: Limit = None,
 ) -> None:
@@ -75,6 +78,7 @@ def fetch_cmd(
             repository=repo,
             work_dir=workdir,
             azure_conn_env=azure_conn_env,
+            azure_block=azure_block,
             force=force,
             limit=limit,
         )
@@ -86,6 +90,7 @@ def ingest_cmd(
     repo: Repo,
     workdir: WorkDirArg,
     azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
     force: Force = False,
     limit: Limit = None,
     png_level: PngLevel = 1,
@@ -100,6 +105,7 @@ def ingest_cmd(
             repository=repo,
             work_dir=workdir,
             azure_conn_env=azure_conn_env,
+            azure_block=azure_block,
             force=force,
             limit=limit,
             png_level=png_level,
@@ -113,6 +119,7 @@ def process_cmd(
     repo: Repo,
     workdir: WorkDirArg,
     azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
     png_level: PngLevel = 1,
     dask: DaskOpt = None,
 ) -> None:
@@ -126,6 +133,7 @@ def process_cmd(
             repository=repo,
             work_dir=workdir,
             azure_conn_env=azure_conn_env,
+            azure_block=azure_block,
             png_level=png_level,
             task_runner=task_runner(dask),
         )
@@ -133,12 +141,23 @@ def process_cmd(
 
 
 @app.command("publish")
-def publish_cmd(repo: Repo, workdir: WorkDirArg, azure_conn_env: AzureConnEnv = None) -> None:
+def publish_cmd(
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
+) -> None:
     """Upload processed images to the repository, index.wtml last."""
     from astroflow.flows.ingest import publish_images
 
     print_summaries(
-        run_stage(publish_images, repository=repo, work_dir=workdir, azure_conn_env=azure_conn_env)
+        run_stage(
+            publish_images,
+            repository=repo,
+            work_dir=workdir,
+            azure_conn_env=azure_conn_env,
+            azure_block=azure_block,
+        )
     )
 
 
@@ -147,24 +166,38 @@ def reindex_cmd(
     repo: Repo,
     workdir: Annotated[str | None, typer.Argument(help="Unused; accepted for symmetry.")] = None,
     azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
 ) -> None:
     """Rewrite the repository's root index.wtml from the published images, newest first."""
     from astroflow.flows.ingest import reindex_repository
 
-    print_summaries(run_stage(reindex_repository, repository=repo, azure_conn_env=azure_conn_env))
+    print_summaries(
+        run_stage(
+            reindex_repository,
+            repository=repo,
+            azure_conn_env=azure_conn_env,
+            azure_block=azure_block,
+        )
+    )
 
 
 @app.command("ignore-rejects")
 def ignore_rejects_cmd(
-    repo: Repo, workdir: WorkDirArg, azure_conn_env: AzureConnEnv = None
+    repo: Repo,
+    workdir: WorkDirArg,
+    azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
 ) -> None:
     """Write skip.flag into the repository for every candidate fetch rejected."""
     from astroflow.flows.ingest import ignore_rejects
+    from astroflow.models.errors import AstroflowError
     from astroflow.storage.ingest.repository_ref import RepositoryRef
 
-    written, errors = run_stage(
-        ignore_rejects, repository=RepositoryRef.of(repo, azure_conn_env), work_dir=workdir
-    )
+    try:
+        ref = RepositoryRef.of(repo, azure_conn_env, azure_block)
+    except AstroflowError as exc:
+        raise fail(str(exc)) from None
+    written, errors = run_stage(ignore_rejects, repository=ref, work_dir=workdir)
     typer.echo(f"ignore-rejects: written={len(written)} failed={len(errors)}")
     for report in errors.reports:
         typer.echo(f"  {report.one_line()}")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from astroflow.flows.cli.common import (
+    AzureBlock,
     AzureConnEnv,
     Repo,
     WorkspaceArg,
@@ -22,6 +23,7 @@ def night_cmd(
     workspace: WorkspaceArg,
     repo: Repo,
     azure_conn_env: AzureConnEnv = None,
+    azure_block: AzureBlock = None,
     publish_url_prefix: Annotated[
         str, typer.Option(help="URL the repository is served under (new repositories).")
     ] = "http://localhost:8000/",
@@ -34,6 +36,7 @@ def night_cmd(
         workspace=workspace,
         repository=repo,
         azure_conn_env=azure_conn_env,
+        azure_block=azure_block,
         publish_url_prefix=publish_url_prefix,
     )
     typer.echo(s.cascade.line())

@@ -29,12 +29,16 @@ class RepositoryRef(BaseModel):
     credential_env
         The *name* of an environment variable holding the backend's credential (for Azure, a
         connection string: toasty's ``--azure-conn-env``); None: the backend's usual sources.
+    credential_block
+        The *name* of a Prefect block holding it instead (for Azure, prefect-azure's
+        ``AzureBlobStorageCredentials``), loaded where the repository is opened.
     """
 
     model_config = ConfigDict(frozen=True)
 
     url: str
     credential_env: str | None = None
+    credential_block: str | None = None
 
     @field_validator("url", mode="before")
     @classmethod
@@ -43,12 +47,32 @@ class RepositoryRef(BaseModel):
 
     @classmethod
     def of(
-        cls, repository: str | os.PathLike[str] | RepositoryRef, credential_env: str | None = None
+        cls,
+        repository: str | os.PathLike[str] | RepositoryRef,
+        credential_env: str | None = None,
+        credential_block: str | None = None,
     ) -> RepositoryRef:
-        """The handle of ``repository`` (a URL, a path or a handle, returned as it is)."""
+        """The handle of ``repository`` (a URL, a path or a handle, returned as it is).
+
+        Raises
+        ------
+        ConfigError
+            When both a variable and a block are named (one credential, one place).
+        """
         if isinstance(repository, RepositoryRef):
             return repository
-        return cls(url=os.fspath(repository), credential_env=credential_env or None)
+        if credential_env and credential_block:
+            from astroflow.models.errors import ConfigError
+
+            raise ConfigError(
+                f"give the repository's credential one way: azure_conn_env "
+                f"({credential_env!r}) or azure_block ({credential_block!r}), not both"
+            )
+        return cls(
+            url=os.fspath(repository),
+            credential_env=credential_env or None,
+            credential_block=credential_block or None,
+        )
 
     @property
     def scheme(self) -> str:

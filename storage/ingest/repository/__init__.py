@@ -5,8 +5,9 @@ A backend is a :class:`Repository` subclass registered under each URL scheme it 
 
 - :class:`LocalRepository`: a local folder (a path or ``file:///path``);
 - :class:`MemoryRepository`: ``memory://name/prefix`` (tests);
-- ``AzureRepository``: ``az://container/prefix`` or ``abfs://container/prefix`` (Azure Blob
-  through adlfs; credentials from the environment only).
+- ``AzureRepository``: ``az://container/prefix``, ``abfs://container/prefix`` or adlfs's
+  ``abfs://container@account.dfs.core.windows.net/prefix`` (Azure Blob through adlfs;
+  credentials from the environment or a Prefect block only).
 
 :class:`RepositoryRef` names one (URL plus where its credential is); :func:`open_repository`
 opens it with the class registered for its scheme.
@@ -63,13 +64,12 @@ def open_repository(
     """
     ref = RepositoryRef.of(repository)
     text = ref.url
-    if "://" in text:
-        parts = urlsplit(text)
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise RepositoryError(
-                f"repository URL {parts.scheme}://{parts.hostname or ''}{parts.path} has "
-                "credentials or a query string; credentials come from environment variables only"
-            )
+    parts = urlsplit(text) if "://" in text else None
+    if parts is not None and (parts.query or parts.fragment or parts.password):
+        raise RepositoryError(
+            f"repository URL {parts.scheme}://{parts.hostname or ''}{parts.path} has "
+            "credentials or a query string; credentials come from environment variables only"
+        )
     try:
         backend = find_plugin(ENTRY_POINT_GROUP, ref.scheme, "repository URL scheme")
     except ConfigError:
@@ -81,5 +81,10 @@ def open_repository(
     if not (isinstance(backend, type) and issubclass(backend, Repository)):
         raise RepositoryError(
             f"the {ENTRY_POINT_GROUP} entry point {ref.scheme!r} is not a Repository class"
+        )
+    if parts is not None and parts.username and not backend.account_in_url:
+        raise RepositoryError(
+            f"repository URL {parts.scheme}://{parts.hostname or ''}{parts.path} has a user "
+            "part; credentials come from environment variables only"
         )
     return backend.from_ref(ref, **options)

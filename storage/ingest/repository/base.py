@@ -80,6 +80,9 @@ class Repository:
 
     #: ``"local"``, ``"memory"`` or ``"azure"`` (shown by ``astroflow repo check``).
     backend: ClassVar[str] = ""
+    #: whether the URL's user part names something (Azure's ``container@account``), not a
+    #: credential (refused for every other backend)
+    account_in_url: ClassVar[bool] = False
     #: Exception classes of this backend's transport worth retrying.
     transient: ClassVar[tuple[type[BaseException], ...]] = (ConnectionError, TimeoutError)
     #: Exception classes that mean "the endpoint does not answer": counted by the circuit
