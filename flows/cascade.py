@@ -59,6 +59,7 @@ def cascade_levels(
         f"Calibration cascade, session {session}",
         summary.headline(),
         cascade_sections(ws, summary, errors),
+        failures=summary.reasons,
     )
     publish_errors(errors, "cascade-errors", "Cascade errors")
     logger.info("%s", summary.line())
@@ -107,6 +108,7 @@ def calibration_cascade(
         f"Calibration cascade of {ws.root}, session {session}",
         summary.headline(),
         cascade_sections(ws, summary, None),
+        failures=summary.reasons,
     )
     return finish(summary, "calibration-report")
 
@@ -141,22 +143,22 @@ def cascade_sections(
     rows += [
         (3, n, "skipped (exists, inputs unchanged)", "") for n in summary.skipped if n not in failed
     ]
-    product_rows = [
-        (
-            name,
-            summary.recipes.get(name, ""),
-            outcome,
-            why,
-            "; ".join(summary.replaced.get(name, ())),
-        )
-        for _, name, outcome, why in sorted(rows, key=lambda r: (r[0], r[1]))
-    ]
+    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    product_rows = [(n, summary.recipes.get(n, ""), outcome) for _, n, outcome, _ in ordered]
+    # reasons and substitutions below the table, one line each (they wrap; table columns
+    # would widen the page past the screen)
+    reasons = "".join(f"- **{name}**: {why}\n" for _, name, _, why in ordered if why)
+    substituted = "".join(
+        f"- **{name}**: {'; '.join(summary.replaced[name])}\n"
+        for _, name, _, _ in ordered
+        if summary.replaced.get(name)
+    )
     qc_rows = [
         (
             q.product,
             q.qc_name,
             report.qc_value(q.value),
-            f"[{report.qc_value(q.min)}, {report.qc_value(q.max)}]" if q.min is not None else "",
+            report.qc_range(q.min, q.max),
             "**out of range**" if q.flag else "ok",
         )
         for q in sorted(
@@ -165,9 +167,13 @@ def cascade_sections(
     ]
     sections = [
         "### Products\n\n"
-        + report.table(["product", "recipe", "outcome", "reason", "substituted"], product_rows),
+        + report.table(["product", "recipe", "outcome"], product_rows)
+        + (f"\nWhy:\n\n{reasons}" if reasons else "")
+        + (f"\nSubstituted calibrations:\n\n{substituted}" if substituted else ""),
         "### QC (inclusive ranges)\n\n"
-        + report.table(["product", "metric", "value", "range", "verdict"], qc_rows),
+        + report.table(
+            ["product", "metric", "value", "range", "verdict"], qc_rows, numeric=("value",)
+        ),
     ]
     if errors is not None:
         sections.append(report.errors_section(errors, "Error reports"))

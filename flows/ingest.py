@@ -301,7 +301,7 @@ def ingest_images(
             RepositoryRef.of(repository, azure_conn_env, azure_block), stages[2].done
         ),
     ]
-    report.publish("ingest-report", "Ingest", headline, sections)
+    report.publish("ingest-report", "Ingest", headline, sections, stage_failures(stages))
     return report.finish(
         headline,
         stages,
@@ -357,7 +357,7 @@ def stage_report(summary: StageSummary, title: str, extra_sections: Sequence[str
     get_run_logger().info("%s", summary.line())
     publish_errors(summary.errors, f"{summary.stage}-errors", f"{title} errors")
     sections = [*stage_sections([summary]), *extra_sections]
-    report.publish(f"{summary.stage}-report", title, summary.line(), sections)
+    report.publish(f"{summary.stage}-report", title, summary.line(), sections, summary.failures())
 
 
 def end_stage(summary: StageSummary, title: str) -> StageSummary:
@@ -436,23 +436,30 @@ def stage_sections(stages: list[StageSummary]) -> list[str]:
 
 
 def published_section(repo: RepositoryRef, ids: Sequence[str]) -> str:
-    """The images published by this run, with their WTML URLs (and thumbnails when the
-    repository is served over http)."""
+    """The images published by this run, with their WTML URLs, and thumbnails when the
+    repository is served over http from a host other than this machine (a ``localhost``
+    prefix, the default, would show broken images in a UI opened elsewhere)."""
+    from urllib.parse import urlsplit
+
     try:
         prefix = read_pipeline_config(repo.open()).publish_url_prefix
     except AstroflowError:
         prefix = ""
+    parts = urlsplit(prefix)
+    thumbnails = parts.scheme in ("http", "https") and parts.hostname not in (
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    )
     rows = []
     for image_id in sorted(ids):
         layout = ImageLayout(image_id)
-        url = layout.url(prefix)
-        thumb = (
-            f"![{image_id}]({layout.url(prefix, layout.THUMBNAIL)})"
-            if prefix.startswith("http")
-            else ""
-        )
-        rows.append((image_id, url, thumb))
-    return "### Published images\n\n" + report.table(["image", "WTML", "thumbnail"], rows)
+        row = [image_id, layout.url(prefix)]
+        if thumbnails:
+            row.append(f"![{image_id}]({layout.url(prefix, layout.THUMBNAIL)})")
+        rows.append(row)
+    headers = ["image", "WTML", "thumbnail"] if thumbnails else ["image", "WTML"]
+    return "### Published images\n\n" + report.table(headers, rows)
 
 
 def ignore_rejects(repository: str | RepositoryRef, work_dir: str) -> tuple[list[str], ErrorStack]:

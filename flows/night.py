@@ -100,6 +100,7 @@ def process_night(
             *stage_sections(ingest),
             published_section(repo, ingest[2].done),
         ],
+        failures={**cascade.reasons, **stage_failures(ingest)},
     )
     summary = NightSummary(prepare=prepared, cascade=cascade, ingest=tuple(ingest))
     return report.finish(

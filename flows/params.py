@@ -78,8 +78,13 @@ TaskRunner = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "enum": list(RUNNER_CHOICES)},
-                {"type": "string", "pattern": r"^(tcp|tls|ucx|inproc)://"},
+                # titles: the run form labels the two forms of the field with them
+                {"title": "Here", "type": "string", "enum": list(RUNNER_CHOICES)},
+                {
+                    "title": "Dask scheduler",
+                    "type": "string",
+                    "pattern": r"^(tcp|tls|ucx|inproc)://",
+                },
             ],
             "description": "Where tasks run: threads (this process), dask-local (a Dask "
             "LocalCluster of 2 workers), or the address of a Dask scheduler (tcp://host:8786).",
@@ -90,7 +95,10 @@ PublishUrlPrefix = described(
     str, "URL the repository is served under (written into a new repository's config)."
 )
 FolderName = described(str, "Name of the WWT folder of a new repository's root index.wtml.")
-NightWorkDir = described(str, "Ingest work folder; empty: <workspace>/ingest.", optional=True)
+# (no angle brackets in descriptions: the run form reads them as HTML and drops them)
+NightWorkDir = described(
+    str, "Ingest work folder; empty: the folder ingest inside the workspace.", optional=True
+)
 Review = described(
     bool,
     "Pause after processing until an operator approves or rejects each image in the resume "

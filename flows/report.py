@@ -30,24 +30,58 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A markdown table (cells escaped, one line each); "none" when there are no rows."""
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[str] = ()
+) -> str:
+    """A markdown table (cells escaped, one line each; the ``numeric`` columns right-aligned);
+    "none" when there are no rows."""
     rows = list(rows)
     if not rows:
         return "_none_\n"
     lines = [
         "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
+        "|" + "".join("---:|" if h in numeric else "---|" for h in headers),
         *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
     ]
     return "\n".join(lines) + "\n"
 
 
-def qc_value(value: float | None) -> str:
-    """A QC value rounded for reading: 4 significant digits, ``nan`` for a missing one."""
+def number(value: float | None) -> str:
+    """How every report writes a number: 4 significant figures, in plain notation from 0.001
+    to 10 million (``0.7698``, ``60000``, ``1235``), else scientific (``1.235e-05``); ``nan``
+    for a missing or non-finite value."""
     if value is None or not math.isfinite(value):
         return "nan"
-    return f"{value:.4g}"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if 1e-3 <= magnitude < 1e7:
+        digits = max(0, 3 - math.floor(math.log10(magnitude)))
+        rounded = float(f"{value:.4g}")  # 4 significant figures, then plain notation
+        text = f"{rounded:.{digits}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return f"{value:.3e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def qc_value(value: float | None) -> str:
+    """A QC value as reports write numbers (:func:`number`)."""
+    return number(value)
+
+
+def qc_range(lo: float | None, hi: float | None) -> str:
+    """A metric's acceptable range, ``[lo, hi]``; "-" when it has none."""
+    if lo is None and hi is None:
+        return "-"
+    return f"[{number(lo)}, {number(hi)}]"
+
+
+def failures_section(failures: Mapping[str, str]) -> str:
+    """What failed, first in a report: one line per input with its reason (a list, not a
+    table column, so that long reasons wrap within the page); empty when nothing failed."""
+    if not failures:
+        return ""
+    lines = [f"- **{_cell(name)}**: {one_line(why)}" for name, why in sorted(failures.items())]
+    return f"## Failures ({len(failures)})\n\n" + "\n".join(lines) + "\n"
 
 
 def errors_section(errors: ErrorStack, title: str = "Failed inputs") -> str:
@@ -55,8 +89,16 @@ def errors_section(errors: ErrorStack, title: str = "Failed inputs") -> str:
     return errors.to_markdown(title, level=3)
 
 
-def publish(key: str, title: str, headline: str, sections: Sequence[str]) -> str:
-    """Attach the report to the current run as the markdown artifact ``key``; returns it."""
+def publish(
+    key: str,
+    title: str,
+    headline: str,
+    sections: Sequence[str],
+    failures: Mapping[str, str] | None = None,
+) -> str:
+    """Attach the report to the current run as the markdown artifact ``key``; returns it.
+    It opens with the headline and the Failures section (``failures``: input -> reason)."""
+    sections = [failures_section(failures or {}), *sections]
     markdown = f"# {title}\n\n**{headline}**\n\n" + "\n".join(s for s in sections if s)
     create_markdown_artifact(key=key, markdown=markdown, description=headline)
     return markdown

@@ -473,7 +473,10 @@ def match_calibrations(
                         for p in aged[:3]
                     ]
             if not candidates:
-                wanted = ", ".join(f"{k}={target.key(k)}" for k in need.match)
+                # the keys the set has (an empty readout or gain says nothing)
+                wanted = ", ".join(
+                    f"{k}={target.key(k)}" for k in need.match if target.key(k) not in ("", None)
+                )
                 # only the candidates that matched this set, nearest first
                 failed = sorted(failed_usable.get(index, []), key=lambda p: _rank(need, target, p))
                 extra = f" (failed: {', '.join(p.name for p in failed[:3])})" if failed else ""

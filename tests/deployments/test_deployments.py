@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,9 +174,12 @@ def _check_what_the_ui_shows(api: str) -> None:
         assert props, name
         for param, prop in props.items():
             assert prop.get("description"), f"{name}.{param} has no description"
+            # the form renders descriptions as HTML: an <word> would vanish
+            assert not re.search(r"<\w", prop["description"]), f"{name}.{param}"
             if param == "task_runner":
                 choices = [a for a in prop["anyOf"] if "enum" in a]
                 assert choices[0]["enum"] == ["threads", "dask-local"]
+                assert all(a.get("title") for a in prop["anyOf"]), "unlabelled forms"
             else:
                 assert prop.get("type") in ("string", "boolean", "integer", "array"), param
                 assert "anyOf" not in prop, f"{name}.{param} renders as a type toggle"
@@ -323,7 +327,7 @@ def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_p
             api.removesuffix("/api"),
             run["id"],
             "night-report",
-            "failed QC",
+            "QC failed: cold_fraction",  # a reason, shown whole
             str(shot),
         ],
         capture_output=True,
@@ -333,4 +337,7 @@ def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_p
     )
     assert browser.returncode == 0, browser.stdout + browser.stderr[-2000:]
     assert '"text":true' in browser.stdout
+    if os.environ.get("KEEP_SHOT"):
+        shutil.copy(shot, ROOT / "night-report.png")
+    assert '"fits":true' in browser.stdout, browser.stdout  # no horizontal scrolling at 1400 px
     assert shot.stat().st_size > 10_000  # a real screenshot of the rendered table

@@ -120,15 +120,30 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
     (bad,) = summary.cascade.failed
     for section in ("### Products", "### QC", "### Published images", "### Rejected frames"):
         assert section in text
+    # the report opens with its failures, each with its reason on a line of its own
+    failures = text.split("## Failures (1)\n\n", 1)[1].split("\n\n", 1)[0]
+    assert failures.startswith(f"- **{bad}**: QC failed: cold_fraction")
+    assert text.index("## Failures") < text.index("## Prepare")
     products = text.split("### Products", 1)[1].split("###", 1)[0]
     first_row = products.splitlines()[4]  # heading, blank, header, rule, then rows
     assert bad in first_row  # failures first
     assert "**failed QC**" in first_row
-    assert "QC failed: cold_fraction" in first_row
+    assert "QC failed" not in first_row  # the reason is below the table, not a wide column
+    assert f"- **{bad}**: QC failed: cold_fraction" in products
     assert "**out of range**" in text
+    # numbers one way: 4 significant figures, right-aligned, "-" for a metric without range
+    qc = text.split("### QC", 1)[1].split("###", 1)[0]
+    assert "|---|---|---:|---|---|" in qc
+    assert "e+0" not in qc
+    assert "| - |" in qc
+    values = [row.split("|")[3].strip() for row in qc.splitlines()[4:] if row.startswith("|")]
+    mantissas = [v.split("e")[0].replace("-", "").replace(".", "").lstrip("0") for v in values]
+    long = [v for v, m in zip(values, mantissas, strict=True) if len(m) > 4]
+    assert not long, long
     for image_id in summary.ingest[2].done:
         assert f"http://localhost:8000/{image_id}/index.wtml" in text
-        assert f"http://localhost:8000/{image_id}/thumb.jpg" in text
+        # a localhost prefix would show broken thumbnails in a UI opened elsewhere: none
+        assert f"http://localhost:8000/{image_id}/thumb.jpg" not in text
 
     async def failed_flat() -> list:
         async with get_client() as client:

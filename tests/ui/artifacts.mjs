@@ -1,5 +1,5 @@
 // Opens a flow run in the Prefect UI (headless Debian chromium), clicks its Artifacts tab, and
-// looks for the report's product table. Prints what it found as JSON; exit 1 when absent.
+// looks for the report's product table, and whether it fits the 1400 px page. Prints what it found as JSON; exit 1 when absent.
 //   node tests/ui/artifacts.mjs UI_URL FLOW_RUN_ID ARTIFACT_KEY TEXT SCREENSHOT.png
 import { chromium } from "playwright-core";
 
@@ -30,6 +30,22 @@ try {
   }
   await page.getByText(text).first().waitFor({ timeout: 60000 });
   found.text = true;
+  // everything within the 1400 px page: no horizontal scrolling, of the page or of a table
+  const wide = await page.evaluate(() => {
+    const out = [];
+    if (document.documentElement.scrollWidth > window.innerWidth) {
+      out.push(`page ${document.documentElement.scrollWidth}px`);
+    }
+    for (const e of document.querySelectorAll("*")) {
+      if (e.scrollWidth > e.clientWidth + 1 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)) {
+        const head = [...e.querySelectorAll("th")].map((h) => h.textContent.trim()).join(",");
+        out.push(`${e.tagName.toLowerCase()}.${[...e.classList].join(".")} [${head}] ${e.scrollWidth}>${e.clientWidth}px`);
+      }
+    }
+    return out;
+  });
+  found.fits = wide.length === 0;
+  found.wide = wide.slice(0, 5);
   await page.screenshot({ path: screenshot, fullPage: true });
 } catch (err) {
   found.error = String(err).slice(0, 500);
