@@ -12,19 +12,19 @@ this order, and uses the first it finds:
 4. a new server that astroflow starts in the background (``ASTROFLOW_AUTOSTART_SERVER``,
    default true) and records for the next commands; ``astroflow server stop`` ends it.
 
-The server is Prefect's own (``prefect server start``, with its UI), on 127.0.0.1 only.
+The server is Prefect's own, managed with Prefect's own commands: ``prefect server start
+--background`` (on 127.0.0.1 only, with its UI; Prefect keeps its process id in
+``$PREFECT_HOME/server.pid``), ``prefect server status --wait`` and ``prefect server stop``,
+so that ``prefect server stop`` ends it too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +44,9 @@ STARTUP_TIMEOUT_S = 180.0  # a busy 2-core machine needs far more than Prefect's
 
 @dataclass(frozen=True)
 class ServerRecord:
-    """The server astroflow started: its API URL, process id and log file."""
+    """The server astroflow started: its API URL."""
 
     url: str
-    pid: int
-    log: str
 
     @property
     def ui(self) -> str:
@@ -66,7 +64,7 @@ def _record_path() -> Path:
 def read_record() -> ServerRecord | None:
     try:
         data = json.loads(_record_path().read_text(encoding="utf-8"))
-        return ServerRecord(url=data["url"], pid=int(data["pid"]), log=data["log"])
+        return ServerRecord(url=data["url"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -92,70 +90,62 @@ def _free_port(preferred: int = 4200) -> int:
     raise ConfigError("no free TCP port on 127.0.0.1 for a Prefect server")
 
 
+def _prefect(args: list[str], url: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``prefect ARGS`` for the server at ``url`` (its output captured)."""
+    env = child_environment(
+        PREFECT_API_URL=url, PREFECT_UI_API_URL=url, PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("prefect")), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def start(timeout: float = STARTUP_TIMEOUT_S) -> ServerRecord:
-    """Start a Prefect server in the background (its own session: it outlives this command),
-    wait until it answers, record it.
+    """Start a Prefect server in the background (``prefect server start --background``: it
+    outlives this command), wait until it answers (``prefect server status --wait``), record it.
 
     Raises
     ------
     ConfigError
-        When it does not answer within ``timeout`` seconds (its log's tail in the message).
+        When Prefect refuses to start it (another background server of this ``PREFECT_HOME``
+        runs) or it does not answer within ``timeout`` seconds (Prefect's words in the message).
     """
     record = read_record()
     if record is not None and healthy(record.url):
         return record
-    folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    log_path = folder / "server.log"
-    env = child_environment(
-        PREFECT_API_URL=url, PREFECT_UI_API_URL=url, PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    started = _prefect(
+        ["server", "start", "--background", "--host", "127.0.0.1", "--port", str(port)],
+        url,
+        timeout,
     )
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("prefect")),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-    record = ServerRecord(url=url, pid=proc.pid, log=str(log_path))
-    deadline = time.monotonic() + timeout
-    while not healthy(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
-            raise ConfigError(f"the Prefect server did not start on {url}: {tail}")
-        time.sleep(0.5)
-    _record_path().write_text(
-        json.dumps({"url": record.url, "pid": record.pid, "log": record.log}), encoding="utf-8"
-    )
-    return record
+    if started.returncode != 0:
+        said = " ".join((started.stdout + started.stderr).split())[-1500:]
+        raise ConfigError(f"prefect server start --background failed: {said}")
+    wait = ["server", "status", "--wait", "--timeout", str(int(timeout))]
+    waited = _prefect(wait, url, timeout + 30)
+    if waited.returncode != 0 or not healthy(url):
+        _prefect(["server", "stop"], url, 60)
+        said = " ".join((waited.stdout + waited.stderr).split())[-1500:]
+        raise ConfigError(f"the Prefect server did not start on {url}: {said}")
+    state_dir().mkdir(parents=True, exist_ok=True)
+    _record_path().write_text(json.dumps({"url": url}), encoding="utf-8")
+    return ServerRecord(url=url)
 
 
 def stop() -> ServerRecord | None:
-    """Stop the server astroflow started (None when there is none)."""
+    """Stop the server astroflow started (``prefect server stop``); None when there is none."""
     record = read_record()
     if record is None:
         return None
-    try:
-        os.killpg(record.pid, signal.SIGTERM)
-        for _ in range(100):
-            os.killpg(record.pid, 0)
-            time.sleep(0.1)
-        os.killpg(record.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _prefect(["server", "stop"], record.url, 120)
     _record_path().unlink(missing_ok=True)
     return record
 

@@ -32,7 +32,7 @@ def server_start() -> None:
     from astroflow.flows import server
 
     record = run_stage(server.start)
-    typer.echo(f"Prefect server: {record.ui} (API {record.url}), log {record.log}")
+    typer.echo(f"Prefect server: {record.ui} (API {record.url}); stop: astroflow server stop")
 
 
 @server_app.command("status")
@@ -42,7 +42,7 @@ def server_status() -> None:
 
     record = server.read_record()
     if record is not None and server.healthy(record.url):
-        typer.echo(f"running: {record.ui} (API {record.url}, pid {record.pid})")
+        typer.echo(f"running: {record.ui} (API {record.url})")
         return
     if server.healthy(server.DEFAULT_URL):
         typer.echo(f"running (not started by astroflow): {server.DEFAULT_URL}")

@@ -58,14 +58,18 @@ def test_repo_check_missing_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
-def test_server_is_kept_for_the_user_and_used_by_later_commands(tmp_path: Path) -> None:
-    """`astroflow server start|status|stop`, and a flow command with no Prefect configured
-    runs on that server (no temporary server of its own)."""
+def test_server_is_kept_for_the_user_and_used_by_later_commands(
+    tmp_path: Path, prefect_harness: object
+) -> None:
+    """`astroflow server start|status|stop` (Prefect's own commands underneath), a flow
+    command with no Prefect configured runs on that server (no temporary server of its own),
+    and one whose folder has a prefect.toml naming another API runs there instead."""
     import json
     import os
 
     import httpx
     import numpy as np
+    from prefect.settings import PREFECT_API_URL
 
     from tests.organiser_data import make_workspace
 
@@ -77,9 +81,9 @@ def test_server_is_kept_for_the_user_and_used_by_later_commands(tmp_path: Path) 
     }
     exe = str(Path(sys.executable).with_name("astroflow"))
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [exe, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+            [exe, *args], env=env, capture_output=True, text=True, timeout=300, check=False, cwd=cwd
         )
 
     assert cli("server", "status").returncode == 1
@@ -98,6 +102,23 @@ def test_server_is_kept_for_the_user_and_used_by_later_commands(tmp_path: Path) 
         assert "Starting temporary server" not in prep.stderr
         runs = httpx.post(f"{record['url']}/flow_runs/filter", json={}, timeout=10).json()
         assert any(r["state_type"] == "COMPLETED" for r in runs)
+        # a folder whose prefect.toml names another API (the test harness's): the run goes
+        # there, although astroflow's server runs
+        other = str(PREFECT_API_URL.value())
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "prefect.toml").write_text(f'[api]\nurl = "{other}"\n')
+        ws2 = tmp_path / "ws-toml"
+        make_workspace(ws2, np.random.default_rng(6))
+        prep = cli("prep", str(ws2), cwd=elsewhere)
+        assert prep.returncode == 0, prep.stderr[-3000:]
+
+        def names(api: str) -> set[str]:
+            found = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+            return {r["name"] for r in found}
+
+        assert "prepare-ws-toml" in names(other)
+        assert "prepare-ws-toml" not in names(record["url"])
     finally:
         stopped = cli("server", "stop")
     assert stopped.returncode == 0
