@@ -49,3 +49,5 @@ def rename_run(name: str) -> None:
         return
     with get_client(sync_client=True) as client:
         client.update_flow_run(context.flow_run.id, name=name)
+    # this process's view of the run too: the events it emits name it so
+    context.flow_run.name = name

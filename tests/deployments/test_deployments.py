@@ -3,6 +3,7 @@ a process worker, and `prefect deployment run` of the ingest and calibration dep
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,8 +18,12 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from astroflow.flows.serve import build_deployments, deployment_specs
+from astroflow.processing.synthetic import night_frames
+from astroflow.storage.organiser.frames import write_raw_frame
 from tests.conftest import ROOT, build_wheel, free_port
 from tests.imagedata import tan_wcs, write_fits
 from tests.organiser_data import make_workspace
@@ -188,9 +193,38 @@ def _check_what_the_ui_shows(api: str) -> None:
         assert all(not s["active"] for s in got.get("schedules", [])), name
 
 
+_WEBHOOK_BLOCK = """
+import sys
+from prefect.blocks.webhook import Webhook
+print("BLOCK", Webhook(method="POST", url=sys.argv[1]).save("astroflow-alerts", overwrite=True))
+"""
+
+
+def _load_shipped_automations(env: dict[str, str], hook_url: str, tmp_path: Path) -> None:
+    """As deployments/automations.yaml says: a Webhook block, its id in a copy of the file,
+    ``prefect automation create --from-file``."""
+    made = _run([sys.executable, "-c", _WEBHOOK_BLOCK, hook_url], env)
+    block_id = re.search(r"BLOCK ([0-9a-f-]{36})", made)
+    assert block_id, made
+    text = (ROOT / "deployments" / "automations.yaml").read_text(encoding="utf-8")
+    copy = tmp_path / "automations.yaml"
+    copy.write_text(text.replace("WEBHOOK_BLOCK_ID", block_id.group(1)), encoding="utf-8")
+    _run([PREFECT, "automation", "create", "--from-file", str(copy)], env)
+
+
 @pytest.mark.slow
-def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -> None:
+def test_deploy_worker_and_run(
+    prefect_server: dict[str, str], tmp_path: Path, httpserver: HTTPServer
+) -> None:
     env = prefect_server
+    calls: list[dict] = []
+
+    def webhook(request: Request) -> Response:
+        calls.append(json.loads(request.get_data(as_text=True)))
+        return Response("ok")
+
+    httpserver.expect_request("/alerts", method="POST").respond_with_handler(webhook)
+    _load_shipped_automations(env, httpserver.url_for("/alerts"), tmp_path)
     _run([PREFECT, "work-pool", "create", "astroflow", "--type", "process"], env)
     _run(
         [PREFECT, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
@@ -285,6 +319,28 @@ def test_deploy_worker_and_run(prefect_server: dict[str, str], tmp_path: Path) -
         reduced = sorted((ws / "sessions" / "base" / "reduced").rglob("*_RED.fits"))
         assert len(reduced) == 5  # 7 science frames, 2 without calibrations
         assert len(list((ws / "sessions" / "base" / "reduced").rglob("*MBIAS*.fits"))) == 2
+        # a night whose master flat fails QC: completed with failures, and the shipped
+        # automation calls the webhook once, for that run (and for none of the clean runs)
+        night_ws = tmp_path / "night"
+        night_ws.mkdir()
+        for frame in night_frames((48, 48)):
+            write_raw_frame(night_ws / frame.name, frame.data, frame.header)
+        night_id = _start_deployment(
+            "process-night/night",
+            {"workspace": str(night_ws), "repository": str(tmp_path / "night-repo")},
+            env,
+        )
+        night = _finished_run(env["PREFECT_API_URL"], night_id)
+        assert night["state"]["type"] == "COMPLETED", night["state"]
+        assert night["state"]["name"] == "Completed with failures"
+        deadline = time.monotonic() + 120
+        while not calls and time.monotonic() < deadline:
+            time.sleep(1)
+        time.sleep(10)  # a second call, were there one, would have come by now
+        assert [c["event"] for c in calls] == ["astroflow.run.degraded"], calls
+        assert calls[0]["run"] == night["name"]
+        assert calls[0]["failed"] == 1
+        assert calls[0]["report"] == "night-report"
     finally:
         _stop(worker)
         worker_log.close()
@@ -295,9 +351,6 @@ def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_p
     """A real browser (Debian's chromium, headless, driven by playwright-core) opens the
     finished process-night run in the Prefect UI, clicks its Artifacts tab and finds the
     report's product table, the failed master flat in it."""
-    from astroflow.processing.synthetic import night_frames
-    from astroflow.storage.organiser.frames import write_raw_frame
-
     env = prefect_server
     ws, repo = tmp_path / "ws", tmp_path / "repo"
     ws.mkdir()
