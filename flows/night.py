@@ -70,6 +70,13 @@ def process_night(
     """
     logger = get_run_logger()
     repo = RepositoryRef.of(repository, azure_conn_env, azure_block)
+    prepared = prepare_workspace(workspace)
+    label = night_label(Workspace.open(workspace).ref)
+    if label:
+        rename_run(f"night-{label}")  # the runs list says which night and camera
+    cascade = calibration_cascade(workspace, overwrite=overwrite, task_runner=task_runner)
+    # the repository only now: a night is calibrated even while the repository is down (a
+    # retry of the run then publishes, with the calibration already done)
     ensure_source_task(
         repo,
         "workspace",
@@ -77,11 +84,6 @@ def process_night(
         publish_url_prefix,
         folder_name,
     )
-    prepared = prepare_workspace(workspace)
-    label = night_label(Workspace.open(workspace).ref)
-    if label:
-        rename_run(f"night-{label}")  # the runs list says which night and camera
-    cascade = calibration_cascade(workspace, overwrite=overwrite, task_runner=task_runner)
     work = work_dir or str(Path(workspace).expanduser().resolve() / "ingest")
     ingest = ingest_images(repository, work, azure_conn_env, azure_block, task_runner=task_runner)
     logger.info("night done: %s; %s", cascade.line(), "; ".join(s.line() for s in ingest))

@@ -58,17 +58,26 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
 class Azurite:
     """An Azurite blob service of our own on 127.0.0.1 (a real process that can be killed)."""
 
-    def __init__(self) -> None:
-        exe = ROOT / "node_modules" / ".bin" / "azurite-blob"
-        if not exe.exists():
+    def __init__(self, port: int | None = None) -> None:
+        self.exe = ROOT / "node_modules" / ".bin" / "azurite-blob"
+        if not self.exe.exists():
             pytest.fail(
-                f"{exe} is missing: install the test services with `npm ci` (README's test command)"
+                f"{self.exe} is missing: install the test services with `npm ci` (README's test "
+                "command)"
             )
-        self.port = free_port()
+        self.port = port or free_port()
         self.workdir = tempfile.mkdtemp(prefix="azurite-")
+        self._spawn()
+        self.conn = (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};"
+        )
+
+    def _spawn(self) -> None:
         self.proc = subprocess.Popen(
             [
-                str(exe),
+                str(self.exe),
                 "--blobHost",
                 "127.0.0.1",
                 "--blobPort",
@@ -89,11 +98,12 @@ class Azurite:
             raise RuntimeError(
                 f"Azurite did not start: {self.proc.stderr.read().decode()[-2000:]}"
             ) from None
-        self.conn = (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT};"
-        )
+
+    def start_again(self) -> None:
+        """A new (empty) Azurite on the same port, after :meth:`kill`."""
+        if self.proc.poll() is None:
+            self.kill()
+        self._spawn()
 
     def kill(self) -> None:
         """kill -9: the endpoint stops answering at once (connections refused)."""

@@ -24,7 +24,7 @@ from werkzeug import Request, Response
 from astroflow.flows.serve import build_deployments, deployment_specs
 from astroflow.processing.synthetic import night_frames
 from astroflow.storage.organiser.frames import write_raw_frame
-from tests.conftest import ROOT, build_wheel, free_port
+from tests.conftest import ROOT, Azurite, build_wheel, free_port
 from tests.imagedata import tan_wcs, write_fits
 from tests.organiser_data import make_workspace
 
@@ -394,3 +394,63 @@ def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_p
         shutil.copy(shot, ROOT / "night-report.png")
     assert '"fits":true' in browser.stdout, browser.stdout  # no horizontal scrolling at 1400 px
     assert shot.stat().st_size > 10_000  # a real screenshot of the rendered table
+
+
+@pytest.mark.slow
+@pytest.mark.azure
+def test_a_night_retried_after_its_repository_came_back_redoes_only_the_rest(
+    prefect_server: dict[str, str], tmp_path: Path, own_azurite: Azurite
+) -> None:
+    """The `night` deployment with its Azure repository down: calibrated, then Failed at
+    publish (unreachable). `prefect flow-run retry` once the repository is back: the same run
+    makes no product again and publishes every image."""
+    env = prefect_server
+    subprocess.run(
+        [PREFECT, "work-pool", "create", "astroflow", "--type", "process", "--overwrite"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    _run(
+        [PREFECT, "--no-prompt", "deploy", "--prefect-file", "deployments/prefect.yaml", "--all"],
+        env,
+    )
+    ws = tmp_path / "night"
+    ws.mkdir()
+    for frame in night_frames((48, 48)):
+        write_raw_frame(ws / frame.name, frame.data, frame.header)
+    own_azurite.kill()  # the repository is down when the night runs
+    worker_env = {**env, "NIGHT_AZ": own_azurite.conn, "ASTROFLOW_HTTP_ATTEMPTS": "1"}
+    worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "astroflow"],
+        env=worker_env,
+        cwd=tmp_path,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        params = {
+            "workspace": str(ws),
+            "repository": "az://night/wwt",
+            "azure_conn_env": "NIGHT_AZ",
+        }
+        run_id = _start_deployment("process-night/night", params, env)
+        first = _finished_run(env["PREFECT_API_URL"], run_id)
+        assert first["state"]["type"] == "FAILED", first["state"]
+        assert "unreachable" in first["state"]["message"], first["state"]["message"]
+        made = sorted(p.name for p in (ws / "sessions").rglob("*.fits"))
+        assert any(name.endswith("_RED.fits") for name in made)  # calibrated before it failed
+        stamps = {p: p.stat().st_mtime_ns for p in (ws / "sessions").rglob("*.fits")}
+        own_azurite.start_again()  # the repository is back (empty)
+        _run([PREFECT, "flow-run", "retry", run_id], env)
+        second = _finished_run(env["PREFECT_API_URL"], run_id)
+        assert second["state"]["type"] == "COMPLETED", second["state"]
+        # no product made again: every file as the first attempt left it (the retry reads
+        # what the first attempt's recipe runs returned, or finds the products up to date)
+        assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+        message = second["state"]["message"]
+        assert message.endswith("; 3 image(s) published"), message  # what was not done
+    finally:
+        _stop(worker)
+        worker_log.close()
