@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -177,3 +178,57 @@ def test_a_clean_run_is_completed_and_not_degraded(tmp_path: Path) -> None:
         time.sleep(0.5)
     assert _events("astroflow.run.completed", resource)
     assert not _events("astroflow.run.degraded", resource)
+
+
+@pytest.mark.azure
+def test_prefect_flow_run_logs_show_the_retry_of_a_dropped_azure_connection(
+    tmp_path: Path, azurite: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ingest stage whose Azure endpoint resets its first connections: astroflow's retry
+    warning is in what `prefect flow-run logs` prints for the run. (The SDK's transport
+    absorbs the first two resets by opening new connections; the third reaches the
+    repository's retry policy.)"""
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    from astroflow.flows.ingest import fetch_images
+    from astroflow.storage.ingest.repository import open_repository
+    from astroflow.storage.ingest.repository_ref import RepositoryRef
+    from tests.conftest import AZURE_ENV, AZURITE_ACCOUNT
+    from tests.dropping_proxy import DroppingProxy
+
+    src = tmp_path / "src"
+    src.mkdir()
+    url = f"az://{azure_container}/wwt"
+    open_repository(RepositoryRef(url=url, credential_env=AZURE_ENV)).write_bytes(
+        "toasty-pipeline-config.yaml",
+        f"source_type: folder\npublish_url_prefix: https://x.org/\nfolder_name: N\n"
+        f"folder:\n  path: {src}\n".encode(),
+    )
+    port = int(azurite.split("BlobEndpoint=http://127.0.0.1:", 1)[1].split("/", 1)[0])
+    proxy = DroppingProxy(port, drop=3)
+    flaky = azurite.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{proxy.port}/")
+    assert f"/{AZURITE_ACCOUNT}" in flaky
+    monkeypatch.setenv("FLAKY_AZ", flaky)
+    try:
+        state = fetch_images(url, str(tmp_path / "work"), "FLAKY_AZ", return_state=True)
+    finally:
+        proxy.close()
+    assert state.is_completed(), state
+    assert proxy.dropped == 3
+    run_id = str(state.state_details.flow_run_id)
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    deadline = time.monotonic() + 30
+    while True:  # the log worker sends in batches
+        shown = subprocess.run(
+            [prefect, "flow-run", "logs", run_id], env=env, capture_output=True, text=True
+        ).stdout
+        if "retry 1 of" in shown or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    line = next((x for x in shown.splitlines() if "retry 1 of" in x), "")
+    assert "toasty-pipeline-config.yaml" in line, shown[-3000:]
+    assert "WARNING" in line
