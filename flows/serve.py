@@ -118,8 +118,8 @@ def build_deployments(path: Path | Traversable = PREFECT_YAML) -> list[Any]:
     return out
 
 
-def serve_all(limit: int | None = None) -> None:
-    """Serve every deployment until interrupted."""
+def serve_all(limit: int | None = None, path: Path | None = None) -> None:
+    """Serve every deployment of ``path`` (default: the shipped file) until interrupted."""
     from prefect import serve
 
-    serve(*build_deployments(), limit=limit)
+    serve(*build_deployments(path if path is not None else PREFECT_YAML), limit=limit)

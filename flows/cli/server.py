@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,11 +13,18 @@ from astroflow.flows.cli.common import app, run_stage
 @app.command("serve")
 def serve_cmd(
     limit: Annotated[int | None, typer.Option(help="Most concurrent runs.")] = None,
+    prefect_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--prefect-file",
+            help="A deployments file of your own (default: the one shipped with astroflow).",
+        ),
+    ] = None,
 ) -> None:
     """Serve every deployment of deployments/prefect.yaml from this process (no work pool)."""
     from astroflow.flows.serve import serve_all
 
-    serve_all(limit=limit)
+    serve_all(limit=limit, path=prefect_file)
 
 
 server_app = typer.Typer(

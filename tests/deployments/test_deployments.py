@@ -454,3 +454,72 @@ def test_a_night_retried_after_its_repository_came_back_redoes_only_the_rest(
     finally:
         _stop(worker)
         worker_log.close()
+
+
+_SERVE = "import sys; from astroflow.flows.cli import main; sys.argv[0] = 'astroflow'; main()"
+
+
+@pytest.mark.slow
+def test_serve_from_a_wheel_registers_every_deployment(
+    prefect_server: dict[str, str], tmp_path: Path
+) -> None:
+    """`astroflow serve`, astroflow installed from its wheel in a folder of its own and run
+    from another folder, with a copy of the deployments file holding an interval and an rrule
+    schedule: every deployment registered, the schedules read back with their parameters."""
+    from tests.deployments.test_serve import NIGHTLY, TWO_SCHEDULES
+
+    env = prefect_server
+    site = tmp_path / "site"
+    wheel = build_wheel(tmp_path / "build")
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site)]
+    _run([*pip, str(wheel)], env)
+    served_env = {**env, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import astroflow.flows.serve as m; print(m.__file__)"],
+        env=served_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(site)), where
+    shipped = (site / "astroflow" / "deployments" / "prefect.yaml").read_text(encoding="utf-8")
+    copy = tmp_path / "prefect.yaml"
+    copy.write_text(shipped.replace(NIGHTLY, TWO_SCHEDULES, 1), encoding="utf-8")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    serve = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, "serve", "--prefect-file", str(copy)],
+        env=served_env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    api = env["PREFECT_API_URL"]
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            found = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+            served = {d["name"]: d for d in found if d["name"].endswith("-served")}
+            if len(served) == len(DEPLOYMENTS) or serve.poll() is not None:
+                break
+            assert time.monotonic() < deadline, sorted(served)
+            time.sleep(1)
+        assert set(served) == {f"{name}-served" for name in DEPLOYMENTS}, (
+            tmp_path / "serve.log"
+        ).read_text()[-3000:]
+        nightly = served["nightly-ingest-served"]
+        by_kind = {
+            ("interval" if "interval" in s["schedule"] else "rrule"): s
+            for s in nightly["schedules"]
+        }
+        assert by_kind["interval"]["schedule"]["interval"] == 3600
+        assert by_kind["interval"]["parameters"] == {"limit": 5}
+        assert by_kind["interval"]["slug"] == "hourly"
+        assert "FREQ=WEEKLY;BYDAY=MO,WE,FR" in by_kind["rrule"]["schedule"]["rrule"]
+        assert by_kind["rrule"]["parameters"] == {"force": True}
+        limit = nightly.get("global_concurrency_limit") or {}
+        assert limit.get("limit") == 1, sorted(nightly)  # one run at a time, the rest queued
+        assert nightly["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    finally:
+        _stop(serve)
+        log.close()
