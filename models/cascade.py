@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from astroflow.models.rules import Detector
+from astroflow.models.rules import CosmicRays, Detector
 
 
 class WorkspaceRef(BaseModel):
@@ -49,6 +49,7 @@ class RecipeInput(BaseModel):
     substitutions: tuple[str, ...] = ()
     function: str | None = None  # a plug-in recipe's "module:function" (rules YAML)
     detector: Detector | None = None  # how to pre-process raw frames (rules YAML)
+    cosmic_rays: CosmicRays | None = None  # reduce: cosmic-ray detection (rules YAML)
     # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
     extension: tuple[str, int] | None = None
 

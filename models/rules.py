@@ -155,6 +155,20 @@ class Site(BaseModel):
     longitude_keywords: tuple[str, ...] = ("OBSGEO-L", "LONGITUD", "SITELONG", "ESO TEL GEOLON")
 
 
+class CosmicRays(BaseModel):
+    """Cosmic-ray detection of a ``reduce`` recipe (L.A.Cosmic through astroscrappy; its
+    parameters and defaults, ccdproc's ``cosmicray_lacosmic``'s). ``clean``: replace the
+    flagged pixels too (else they are only flagged, MASK bit 8)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sigclip: float = Field(4.5, gt=0)
+    sigfrac: float = Field(0.3, gt=0)
+    objlim: float = Field(5.0, gt=0)
+    niter: int = Field(4, ge=1)
+    clean: bool = False
+
+
 class Recipe(BaseModel):
     """One step of the cascade."""
 
@@ -173,6 +187,8 @@ class Recipe(BaseModel):
     # a plug-in recipe: "package.module:function"; without it, the built-in of this name or
     # a function registered under it in the `astroflow.recipes` entry-point group
     function: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # reduce: find cosmic rays (MASK bit 8, QC metric cosmic_rays); absent: none are looked for
+    cosmic_rays: CosmicRays | None = None
 
     @field_validator("group_by")
     @classmethod

@@ -196,6 +196,24 @@ def cd_determinant(header: Mapping[str, Any]) -> float:
     ) * float(header.get("CD2_1", 0.0))
 
 
+def pixel_scale_arcsec(header: Mapping[str, Any]) -> float | None:
+    """The mean pixel scale (arcsec/pixel) of a header's celestial WCS (CD or CDELT with
+    PC); None when it has none."""
+    try:
+        if "CD1_1" in header:
+            cd = [[float(header.get(f"CD{i}_{j}", 0.0)) for j in (1, 2)] for i in (1, 2)]
+        else:
+            d1, d2 = float(header["CDELT1"]), float(header["CDELT2"])
+            pc = [[float(header.get(f"PC{i}_{j}", float(i == j))) for j in (1, 2)] for i in (1, 2)]
+            cd = [[d1 * pc[0][0], d1 * pc[0][1]], [d2 * pc[1][0], d2 * pc[1][1]]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not str(header.get("CTYPE1", "")).startswith("RA"):
+        return None
+    det = abs(cd[0][0] * cd[1][1] - cd[0][1] * cd[1][0])
+    return math.sqrt(det) * 3600.0 if det > 0 else None
+
+
 def placement(header: Mapping[str, Any], width: int, height: int) -> StudyPlacement:
     """Compute the WWT study placement of an image from its top-down TAN header.
 

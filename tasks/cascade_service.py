@@ -138,6 +138,7 @@ class CascadePlan:
                 substitutions=s.substitutions,
                 function=recipe.function,
                 detector=rules.detector,
+                cosmic_rays=recipe.cosmic_rays,
             )
             for s in level
             if s.complete

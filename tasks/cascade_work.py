@@ -24,6 +24,8 @@ from astroflow.models import astroflow_version
 from astroflow.models.cascade import RecipeInput, RecipeResult
 from astroflow.models.errors import CalibrationError, ProcessingError
 from astroflow.processing.calibration import (
+    MASK_BAD,
+    MASK_NONFINITE,
     MASK_SATURATED,
     dark_rate,
     flat_normalised,
@@ -38,8 +40,10 @@ from astroflow.processing.calibration import (
     within,
 )
 from astroflow.processing.combine import clipped_mean, row_chunks
+from astroflow.processing.cosmics import MASK_COSMIC_RAY, detect_cosmic_rays
+from astroflow.processing.image_quality import image_quality
 from astroflow.processing.preprocess import Geometry, Preprocessed, geometry, preprocess_frame
-from astroflow.processing.wcs import trimmed_header
+from astroflow.processing.wcs import pixel_scale_arcsec, trimmed_header
 from astroflow.storage.database import Database
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.frames import (
@@ -368,14 +372,40 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         )
     science, variance, mask = reduce_frame(frame, bias, dark, flat, exptime, gain, ron, np.inf)
     mask[np.asarray(adu) >= saturation] |= MASK_SATURATED
+    # the science frame's unit: electrons (gain 1) or ADU (gain e-/ADU); saturation in it
+    in_unit = saturation * (geo.gain if inp.detector is not None and geo.gain else 1.0)
+    history = [f"pre: {s}" for s in steps]
+    qc = qc_science(science, mask)
+    if inp.cosmic_rays is not None:
+        hits, cleaned = detect_cosmic_rays(
+            science,
+            (mask & (MASK_BAD | MASK_SATURATED | MASK_NONFINITE)) != 0,
+            gain=gain,
+            read_noise=ron * gain,
+            saturation=in_unit,
+            rules=inp.cosmic_rays,
+        )
+        mask[hits] |= MASK_COSMIC_RAY
+        qc["cosmic_rays"] = float(np.count_nonzero(hits))
+        qc["masked_fraction"] = float(np.count_nonzero(mask) / mask.size)
+        what = "replaced" if cleaned is not None else "flagged (MASK 8)"
+        history.append(f"cosmic rays: L.A.Cosmic (astroscrappy), {int(qc['cosmic_rays'])} {what}")
+        if cleaned is not None:
+            science = cleaned
+    qc |= image_quality(
+        science,
+        mask != 0,
+        saturation=in_unit,
+        pixel_scale_arcsec=pixel_scale_arcsec(header),
+    )
     product = Product(
         science,
         planes=(("VARIANCE", variance), ("MASK", mask)),
         cards={"BUNIT": (unit, "bias, dark and flat corrected")},
         base_header=trimmed_header(own, origin) if inp.detector is not None else own,
-        history=tuple(f"pre: {s}" for s in steps),
+        history=tuple(history),
     )
-    return product, qc_science(science, mask), [], [raw_path]
+    return product, qc, [], [raw_path]
 
 
 MBIAS = Recipe("mbias", _bias, "Master bias: per-pixel sigma-clipped mean of the raw biases.")

@@ -346,13 +346,17 @@ def calibrate_cmd(
 
 
 @app.command("qc")
-def qc_cmd(workspace: WorkspaceArg, session: SessionOpt = None) -> None:
-    """QC values of a session's products judged against the ranges in force now."""
+def qc_cmd(workspace: WorkspaceArg, session: SessionOpt = None, as_json: Json = False) -> None:
+    """QC values of a session's products judged against the ranges in force now (--json: one
+    object per product and metric, keys product, recipe, metric, value, lo, hi, verdict)."""
 
     from astroflow.tasks.organiser_work import qc_table
 
     ws, _, name = _opened(workspace, session)
     judged = run_stage(qc_table, workspace=ws.ref, session=name) if name else []
+    if as_json:
+        _show(judged, as_json=True)
+        return
     rows = [
         [
             q["product"],

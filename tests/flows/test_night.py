@@ -156,3 +156,43 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
     assert runs
     assert all(r.state.is_failed() for r in runs)
     assert all(r.state.message.startswith("QC failed: ") for r in runs)
+
+
+def test_a_defocused_frame_fails_its_image_quality_and_is_not_published(tmp_path: Path) -> None:
+    """One science frame of the night out of focus (its stars blurred to ~12 px FWHM): its
+    reduce fails QC with its FWHM, the night report says so, it is not published; the other
+    frames are. ``astroflow qc --json`` gives one object per product and metric."""
+    import json
+
+    from scipy.ndimage import gaussian_filter
+
+    from astroflow.flows.night import process_night
+    from astroflow.processing.synthetic import night_frames
+    from astroflow.storage.organiser.frames import write_raw_frame
+
+    ws, repo = tmp_path / "ws", tmp_path / "repo"
+    ws.mkdir()
+    for frame in night_frames((128, 128)):
+        data = frame.data
+        if frame.name == "n2_m42_R_01.fits":
+            data = gaussian_filter(data, 5.0).astype(data.dtype)
+        write_raw_frame(ws / frame.name, data, frame.header)
+    summary = process_night(str(ws), str(repo))
+    reasons = summary.cascade.reasons
+    assert list(reasons) == [p for p in summary.cascade.failed]
+    defocused = [p for p in reasons if p.startswith("n2_m42_R_01")]
+    assert defocused, reasons
+    assert "fwhm=" in reasons[defocused[0]], reasons[defocused[0]]
+    published = set(summary.ingest[2].done)
+    assert "n2_m42_r_01_red" not in published
+    assert {"n2_m42_r_00_red", "n2_m42_v_02_red"} <= published
+    out = CliRunner().invoke(app, ["qc", str(ws), "--json"])
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(line) for line in out.output.splitlines()]
+    assert all(
+        set(r) == {"product", "recipe", "metric", "value", "lo", "hi", "verdict"} for r in rows
+    )
+    fwhm = {r["product"]: r for r in rows if r["metric"] == "fwhm"}
+    assert fwhm[defocused[0]]["verdict"] == "fail"
+    assert fwhm["n2_m42_R_00_RED"]["verdict"] == "pass"
+    assert fwhm["n2_m42_R_00_RED"]["value"] == pytest.approx(2.55, rel=0.15)
