@@ -384,7 +384,13 @@ def read_published_place(image_id: str, repository: RepositoryRef) -> PlaceEntry
         return None
     if not data.strip():
         return None
-    return read_place(image_id, data)
+    written = None
+    if b"LastUpdated" not in data:  # published by toasty: dated by when it was written
+        try:
+            written = repo.modified(ImageLayout(image_id).marker)
+        except FileNotFoundError:
+            written = None
+    return read_place(image_id, data, written)
 
 
 # -- the work folder and the repository, around the stages -------------------------------------

@@ -118,8 +118,11 @@ def parse_last_updated(text: str) -> datetime:
     return parse_timestamp(text) or datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def read_place(image_id: str, data: bytes) -> PlaceEntry:
-    """The single Place of an image's ``index.wtml``.
+def read_place(image_id: str, data: bytes, written: datetime | None = None) -> PlaceEntry:
+    """The single Place of an image's ``index.wtml``, dated by its ``LastUpdated``, or, for
+    one without (toasty's own), by ``written``: when the document was written to the
+    repository (so that a toasty repository keeps its order and astroflow's images
+    interleave by date).
 
     Raises
     ------
@@ -136,6 +139,8 @@ def read_place(image_id: str, data: bytes) -> PlaceEntry:
     if not places:
         raise ProcessingError(f"{image_id}/index.wtml holds no Place")
     stamp = elements[0].get("LastUpdated", "") if elements else ""
+    if not stamp and written is not None:
+        return PlaceEntry(image_id, places[0], written)
     return PlaceEntry(image_id, places[0], parse_last_updated(stamp))
 
 

@@ -732,3 +732,33 @@ def test_images_tiled_on_a_dask_cluster_equal_those_tiled_in_threads(
                 assert got == (threads_repo / image_id / name).read_bytes(), name
         rel = (dask_repo / image_id / "index_rel.wtml").read_bytes()
         assert rel == (threads_repo / image_id / "index_rel.wtml").read_bytes()
+
+
+def test_reindex_orders_images_toasty_published_by_when_they_were_written(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Images published by toasty have no LastUpdated: they are dated by when their
+    index.wtml was written to the repository, and interleave with astroflow's by date."""
+    import os
+    import re
+    from datetime import UTC, datetime
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a1", "b2", "c3"):
+        write_fits(src / f"{name}.fits", 120, 100, rng, tan_wcs(120, 100))
+    repo_dir = tmp_path / "repo"
+    _config(repo_dir, str(src))
+    ingest_images(str(repo_dir), str(tmp_path / "work"))
+    ours = (repo_dir / "c3" / "index.wtml").read_text()
+    stamp = re.search(r'LastUpdated="([^"]+)"', ours)
+    assert stamp
+    assert datetime(2020, 1, 1, tzinfo=UTC) < datetime.fromisoformat(stamp.group(1))
+    for image_id, year in (("a1", 2020), ("b2", 2099)):  # as toasty publishes them
+        path = repo_dir / image_id / "index.wtml"
+        path.write_text(re.sub(r' LastUpdated="[^"]*"', "", path.read_text()))
+        when = datetime(year, 1, 1, tzinfo=UTC).timestamp()
+        os.utime(path, (when, when))
+    reindex_repository(str(repo_dir))
+    root = Folder.from_text((repo_dir / "index.wtml").read_text())
+    assert [c.name for c in root.children] == ["b2", "c3", "a1"]  # newest first

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
 
@@ -257,6 +258,25 @@ class Repository:
         """Remove what :meth:`remove_tree` leaves of a folder (object stores: nothing)."""
 
     # -- reading ------------------------------------------------------------------------------
+
+    def modified(self, key: str) -> datetime | None:
+        """When the file at ``key`` was last written (a local file's mtime, a blob's
+        Last-Modified), aware; None when the backend does not say.
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no such file.
+        """
+        path = self._path(key)
+        info = self._call("stat", key, lambda: self._fs.info(path), retry=True)
+        for field in ("last_modified", "LastModified", "mtime", "created"):
+            value = info.get(field)
+            if isinstance(value, datetime):
+                return value if value.tzinfo else value.replace(tzinfo=UTC)
+            if isinstance(value, int | float):
+                return datetime.fromtimestamp(value, UTC)
+        return None
 
     def exists(self, key: str) -> bool:
         """Whether a file (or folder) exists at ``key``."""

@@ -46,6 +46,9 @@ def _round_trip(url: str, credential_env: str | None = None) -> None:
     repo.write_bytes("probe/a.txt", b"hello")
     assert repo.read_bytes("probe/a.txt") == b"hello"
     assert "probe" in repo.list_folders()
+    written = repo.modified("probe/a.txt")  # the blob's Last-Modified (reindex order)
+    assert written is not None
+    assert abs((datetime.now(UTC) - written).total_seconds()) < 3600
 
 
 @pytest.mark.parametrize(
