@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from astroflow.models.rules import CosmicRays, Detector
+from astroflow.models.rules import Combine, CosmicRays, Detector
 
 
 class WorkspaceRef(BaseModel):
@@ -50,6 +50,7 @@ class RecipeInput(BaseModel):
     function: str | None = None  # a plug-in recipe's "module:function" (rules YAML)
     detector: Detector | None = None  # how to pre-process raw frames (rules YAML)
     cosmic_rays: CosmicRays | None = None  # reduce: cosmic-ray detection (rules YAML)
+    combine: Combine = Combine()  # masters: how their frames are combined (rules YAML)
     # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
     extension: tuple[str, int] | None = None
 

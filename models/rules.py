@@ -169,6 +169,35 @@ class CosmicRays(BaseModel):
     clean: bool = False
 
 
+class Combine(BaseModel):
+    """How a master recipe combines its frames (ccdproc's ``Combiner`` options).
+
+    ``method``: ``mean`` (the default: astroflow's clipped-mean kernel) or ``median``;
+    ``scale: median``: each frame multiplied by 1/its median first (flats to a common level);
+    ``weights: variance``: a weighted mean, each frame weighted by 1/its variance (the square
+    of its MAD standard deviation); ``sigma``/``maxiters``: the per-pixel clipping about the
+    median with the MAD standard deviation (``sigma: null``: none).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["mean", "median"] = "mean"
+    scale: Literal["median"] | None = None
+    weights: Literal["variance"] | None = None
+    sigma: float | None = Field(3.0, gt=0)
+    maxiters: int = Field(3, ge=1)
+
+    @property
+    def default(self) -> bool:
+        """Whether this is the clipped mean the fast kernel computes."""
+        return (
+            self.method == "mean"
+            and self.scale is None
+            and self.weights is None
+            and (self.sigma is not None)
+        )
+
+
 class Recipe(BaseModel):
     """One step of the cascade."""
 
@@ -189,6 +218,8 @@ class Recipe(BaseModel):
     function: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     # reduce: find cosmic rays (MASK bit 8, QC metric cosmic_rays); absent: none are looked for
     cosmic_rays: CosmicRays | None = None
+    # masters: how their frames are combined
+    combine: Combine = Combine()
 
     @field_validator("group_by")
     @classmethod

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         Degrees east of the observatory (``ASTROFLOW_SITE_LONGITUDE``): where a night starts
         at local noon when neither the rules nor a frame's header say (default: none, the
         date of MJD - 15 h).
+    combine_budget_mb
+        Memory (MB) a master's combination may use for its stack of frames
+        (``ASTROFLOW_COMBINE_BUDGET_MB``, default 256): frames are combined a band of rows at
+        a time within it.
     lock_wait_s
         Seconds a run waits for another live run holding its work folder or workspace before
         it gives up (``ASTROFLOW_LOCK_WAIT_S``, default 0: it gives up at once, naming the
@@ -82,6 +86,7 @@ class Settings(BaseSettings):
     autostart_server: bool = True
     site_longitude: float | None = Field(default=None, ge=-180, le=360)
     lock_wait_s: float = Field(default=0.0, ge=0)
+    combine_budget_mb: int = Field(default=256, ge=8)
 
 
 def environment_variable(name: str) -> str | None:

@@ -39,6 +39,8 @@ import functools
 import numpy as np
 from numba import njit, prange
 
+from astroflow.models.rules import Combine
+
 MAD_TO_STD = 1.482602218505602  # 1 / Phi^-1(3/4), astropy's mad_std
 BLOCK = 128  # pixels per vector block: (n, BLOCK) float32 stays in L1 for n up to ~60
 
@@ -246,6 +248,49 @@ def clipped_mean(
         stack, sorting_network(cube.shape[0]), float(sigma), int(maxiters), out, counts
     )
     return out, counts
+
+
+def combine_with(
+    cube: np.ndarray,
+    options: Combine,
+    scales: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """The other combinations of a stack, as ``ccdproc.Combiner`` makes them: each frame
+    multiplied by its ``scales`` factor, clipped per pixel (``options.sigma`` about the
+    median with the MAD standard deviation, ``options.maxiters`` times; astropy's
+    ``sigma_clip``), then ``np.ma.median`` or ``np.ma.average`` with the frames' ``weights``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, NaN where every value was clipped or not finite.
+    """
+    data = cube.astype(np.float64)
+    if scales is not None:
+        data *= np.asarray(scales, np.float64)[:, None, None]
+    if options.sigma is not None:
+        from astropy.stats import sigma_clip
+
+        masked = sigma_clip(
+            data,
+            sigma=options.sigma,
+            maxiters=options.maxiters,
+            cenfunc="median",
+            stdfunc="mad_std",
+            axis=0,
+            masked=True,
+        )
+    else:
+        masked = np.ma.masked_invalid(data)
+    if options.method == "median":
+        combined = np.ma.median(masked, axis=0)
+    else:
+        w = None
+        if weights is not None:
+            w = np.broadcast_to(np.asarray(weights, np.float64)[:, None, None], data.shape)
+        combined = np.ma.average(masked, axis=0, weights=w)
+    return np.ma.filled(combined, np.nan).astype(np.float32)
 
 
 def row_chunks(

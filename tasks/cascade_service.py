@@ -139,6 +139,7 @@ class CascadePlan:
                 function=recipe.function,
                 detector=rules.detector,
                 cosmic_rays=recipe.cosmic_rays,
+                combine=recipe.combine,
             )
             for s in level
             if s.complete

@@ -23,6 +23,8 @@ import numpy as np
 from astroflow.models import astroflow_version
 from astroflow.models.cascade import RecipeInput, RecipeResult
 from astroflow.models.errors import CalibrationError, ProcessingError
+from astroflow.models.rules import Combine
+from astroflow.models.settings import Settings
 from astroflow.processing.calibration import (
     MASK_BAD,
     MASK_NONFINITE,
@@ -39,7 +41,7 @@ from astroflow.processing.calibration import (
     reduce_frame,
     within,
 )
-from astroflow.processing.combine import clipped_mean, row_chunks
+from astroflow.processing.combine import clipped_mean, combine_with, row_chunks
 from astroflow.processing.cosmics import MASK_COSMIC_RAY, detect_cosmic_rays
 from astroflow.processing.image_quality import image_quality
 from astroflow.processing.preprocess import Geometry, Preprocessed, geometry, preprocess_frame
@@ -77,14 +79,30 @@ def combine(
     shape: tuple[int, int],
     sigma: float = 3.0,
     maxiters: int = 3,
-    budget_bytes: int = 256 * 2**20,
+    budget_bytes: int | None = None,
+    options: Combine | None = None,
 ) -> np.ndarray:
-    """Sigma-clipped mean of frames given as row-band readers (``frame[r0:r1]``), one chunk
-    of rows at a time so that memory stays within ``budget_bytes`` of stack."""
+    """Combine frames given as row-band readers (``frame[r0:r1]``), one chunk of rows at a
+    time so that memory stays within ``budget_bytes`` of stack (default: the setting
+    ``ASTROFLOW_COMBINE_BUDGET_MB``): the sigma-clipped mean of the numba kernel, or the
+    combination ``options`` (the recipe's ``combine`` in the rules) ask for
+    (:func:`combine_with`, with each frame's scale and weight measured on the whole frame)."""
     if not frames:
         raise CalibrationError("no frames to combine")
+    options = options or Combine(sigma=sigma, maxiters=maxiters)
+    budget = budget_bytes or Settings().combine_budget_mb * 2**20
     out = np.empty(shape, np.float32)
-    chunks = row_chunks(shape[0], len(frames), shape[1], budget_bytes // 2)
+    chunks = row_chunks(shape[0], len(frames), shape[1], budget // 2)
+    scales = weights = None
+    if not options.default:
+        whole = [np.asarray(f[0 : shape[0]], np.float64) for f in frames]
+        if options.scale == "median":
+            scales = np.array([1.0 / np.nanmedian(w) for w in whole])
+        if options.weights == "variance":
+            from astropy.stats import mad_std
+
+            weights = np.array([1.0 / mad_std(w, ignore_nan=True) ** 2 for w in whole])
+        del whole
 
     def read(r0: int, r1: int) -> np.ndarray:
         cube = np.empty((len(frames), r1 - r0, shape[1]), np.float32)
@@ -99,8 +117,10 @@ def combine(
             cube = pending.result()
             if k + 1 < len(chunks):
                 pending = pool.submit(read, *chunks[k + 1])
-            mean, _ = clipped_mean(cube, sigma, maxiters)
-            out[r0:r1] = mean
+            if options.default:
+                out[r0:r1], _ = clipped_mean(cube, options.sigma or 3.0, options.maxiters)
+            else:
+                out[r0:r1] = combine_with(cube, options, scales, weights)
             del cube
     return out
 
@@ -205,7 +225,7 @@ def _combine_recipe(
                         f"{inp.set_name}: only {len(readers)} usable frame(s), need "
                         f"{inp.min_frames}: {'; '.join(dropped)}"
                     )
-                master = combine(readers, readers[0].shape)
+                master = combine(readers, readers[0].shape, options=inp.combine)
             finally:
                 cache.close()
         else:
@@ -214,7 +234,7 @@ def _combine_recipe(
                     f"{inp.set_name}: only {len(frames)} usable frame(s), need {inp.min_frames}: "
                     f"{'; '.join(dropped)}"
                 )
-            master = combine(frames, frames[0].shape)
+            master = combine(frames, frames[0].shape, options=inp.combine)
     return master, dropped, good_paths
 
 
