@@ -89,7 +89,15 @@ def run_lock(
         Naming the folder and its holder, when another live process holds the lock.
     """
     path = lock_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        # a folder this process cannot write: nothing here can collide; the run's own
+        # checks say what is wrong with the folder (read-only, missing) in their words
+        yield path
+        return
+    os.close(probe)
     with _guard:
         if path in _held:
             fd, depth = _held[path]
