@@ -59,7 +59,7 @@ def cascade_levels(
         f"Calibration cascade, session {session}",
         summary.headline(),
         cascade_sections(ws, summary, errors),
-        failures=summary.reasons,
+        failures=summary.failures(),
     )
     publish_errors(errors, "cascade-errors", "Cascade errors")
     logger.info("%s", summary.line())
@@ -108,7 +108,7 @@ def calibration_cascade(
         f"Calibration cascade of {ws.root}, session {session}",
         summary.headline(),
         cascade_sections(ws, summary, None),
-        failures=summary.reasons,
+        failures=summary.failures(),
     )
     return finish(summary, "calibration-report")
 
@@ -119,7 +119,7 @@ def finish(summary: CascadeSummary, report_key: str) -> State[CascadeSummary]:
         summary.headline(),
         summary,
         counts=summary.counts(),
-        failures=summary.reasons,
+        failures=summary.failures(),
         report_key=report_key,
     )
 

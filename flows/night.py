@@ -102,13 +102,13 @@ def process_night(
             *stage_sections(ingest),
             published_section(repo, ingest[2].done),
         ],
-        failures={**cascade.reasons, **stage_failures(ingest)},
+        failures={**cascade.failures(), **stage_failures(ingest)},
     )
     summary = NightSummary(prepare=prepared, cascade=cascade, ingest=tuple(ingest))
     return report.finish(
         headline,
         summary,
         counts={**cascade.counts(), **stage_counts(ingest)},
-        failures={**cascade.reasons, **stage_failures(ingest)},
+        failures={**cascade.failures(), **stage_failures(ingest)},
         report_key="night-report",
     )

@@ -154,6 +154,22 @@ class CascadeSummary(BaseModel):
             outcomes=tuple(outcomes),
         )
 
+    def failures(self) -> dict[str, str]:
+        """Each failed product's reason and what it held back downstream: the products that
+        used another calibration in its place, and the sets left incomplete without it
+        (``QC failed: ...; held back: X (substituted), Y (incomplete)``)."""
+        out = {}
+        for name in self.failed:
+            held = [
+                f"{product} (substituted)"
+                for product, lines in sorted(self.replaced.items())
+                if any(f"replaces {name}" in line for line in lines)
+            ]
+            held += [f"{product} (incomplete)" for product, why in self.incomplete if name in why]
+            reason = self.reasons.get(name, "")
+            out[name] = f"{reason}; held back: {', '.join(held)}" if held else reason
+        return out
+
     def headline(self) -> str:
         """The run's story in one line: ``11 products: 8 made, 2 failed, 1 substituted``."""
         total = len(self.made) + len(self.skipped) + len(self.failed) + len(self.incomplete)

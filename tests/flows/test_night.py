@@ -123,6 +123,8 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
     # the report opens with its failures, each with its reason on a line of its own
     failures = text.split("## Failures (1)\n\n", 1)[1].split("\n\n", 1)[0]
     assert failures.startswith(f"- **{bad}**: QC failed: cold_fraction")
+    # and what it held back: the frames that used another flat in its place
+    assert "held back: n2_m42_R_00_RED (substituted), n2_m42_R_01_RED (substituted)" in failures
     assert text.index("## Failures") < text.index("## Prepare")
     products = text.split("### Products", 1)[1].split("###", 1)[0]
     first_row = products.splitlines()[4]  # heading, blank, header, rule, then rows
