@@ -165,7 +165,8 @@ def make_night(folder: Path, rows: int, cols: int, science: int) -> None:
 
 
 def rules_without_darks(folder: Path) -> Path:
-    """``iraf-ccd`` with no dark recipe (the benchmark's camera has no dark frames)."""
+    """``iraf-ccd`` with no dark recipe (the benchmark's camera has no dark frames) and no
+    image-quality QC (the same steps as the ccdproc script)."""
     import yaml
 
     from astroflow.models.rules import RULESETS_DIR
@@ -175,6 +176,8 @@ def rules_without_darks(folder: Path) -> Path:
     data["recipes"] = [r for r in data["recipes"] if r["name"] != "mdark"]
     for recipe in data["recipes"]:
         recipe["needs"] = [n for n in recipe.get("needs", []) if n["recipe"] != "mdark"]
+        if recipe["name"] == "reduce":
+            recipe["image_quality"] = False  # the ccdproc script measures no image quality
     path = folder / "iraf-ccd-nodark.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

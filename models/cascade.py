@@ -51,6 +51,7 @@ class RecipeInput(BaseModel):
     detector: Detector | None = None  # how to pre-process raw frames (rules YAML)
     cosmic_rays: CosmicRays | None = None  # reduce: cosmic-ray detection (rules YAML)
     combine: Combine = Combine()  # masters: how their frames are combined (rules YAML)
+    image_quality: bool = True  # reduce: image-quality QC with sep (rules YAML)
     # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
     extension: tuple[str, int] | None = None
 

@@ -220,6 +220,8 @@ class Recipe(BaseModel):
     cosmic_rays: CosmicRays | None = None
     # masters: how their frames are combined
     combine: Combine = Combine()
+    # reduce: image-quality QC with sep (sources, FWHM, ellipticity, sky noise); false: none
+    image_quality: bool = True
 
     @field_validator("group_by")
     @classmethod

@@ -67,11 +67,15 @@ def image_quality(
     pixel scale) and ``ellipticity``."""
     import sep
 
-    data = np.ascontiguousarray(np.nan_to_num(science, nan=0.0), dtype=np.float64)
-    mask = np.ascontiguousarray(masked | ~np.isfinite(science), dtype=bool)
-    background = sep.Background(data, mask=mask)
+    # float32 (sep's native type): half the memory traffic of float64
+    finite = np.isfinite(science)
+    subtracted = np.array(science, dtype=np.float32, order="C")  # the product stays as it is
+    if not finite.all():
+        subtracted[~finite] = 0.0
+    mask = np.ascontiguousarray(masked | ~finite, dtype=bool)
+    background = sep.Background(subtracted, mask=mask)
     out = {"sky_median": float(background.globalback), "sky_noise": float(background.globalrms)}
-    subtracted = data - background.back()
+    background.subfrom(subtracted)  # in place
     try:
         objects = sep.extract(subtracted, threshold, err=background.globalrms, mask=mask, minarea=5)
     except Exception:  # sep: too many objects or pixels (a frame that is all nebula)
@@ -79,7 +83,7 @@ def image_quality(
     out["sources"] = float(len(objects))
     if len(objects) == 0:
         return out
-    height, width = data.shape
+    height, width = subtracted.shape
     half = 7
     usable = (
         (objects["flag"] == 0)

@@ -140,6 +140,7 @@ class CascadePlan:
                 detector=rules.detector,
                 cosmic_rays=recipe.cosmic_rays,
                 combine=recipe.combine,
+                image_quality=recipe.image_quality,
             )
             for s in level
             if s.complete

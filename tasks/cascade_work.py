@@ -412,12 +412,13 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         history.append(f"cosmic rays: L.A.Cosmic (astroscrappy), {int(qc['cosmic_rays'])} {what}")
         if cleaned is not None:
             science = cleaned
-    qc |= image_quality(
-        science,
-        mask != 0,
-        saturation=in_unit,
-        pixel_scale_arcsec=pixel_scale_arcsec(header),
-    )
+    if inp.image_quality:
+        qc |= image_quality(
+            science,
+            mask != 0,
+            saturation=in_unit,
+            pixel_scale_arcsec=pixel_scale_arcsec(header),
+        )
     product = Product(
         science,
         planes=(("VARIANCE", variance), ("MASK", mask)),
