@@ -413,12 +413,14 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         if cleaned is not None:
             science = cleaned
     if inp.image_quality:
-        qc |= image_quality(
+        measured = image_quality(
             science,
             mask != 0,
             saturation=in_unit,
             pixel_scale_arcsec=pixel_scale_arcsec(header),
         )
+        for name, value in measured.items():  # sky_median stays the unmasked pixels' median
+            qc.setdefault(name, value)
     product = Product(
         science,
         planes=(("VARIANCE", variance), ("MASK", mask)),
