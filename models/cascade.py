@@ -52,6 +52,7 @@ class RecipeInput(BaseModel):
     cosmic_rays: CosmicRays | None = None  # reduce: cosmic-ray detection (rules YAML)
     combine: Combine = Combine()  # masters: how their frames are combined (rules YAML)
     image_quality: bool = True  # reduce: image-quality QC with sep (rules YAML)
+    bad_pixels: str | None = None  # reduce: the instrument's static bad-pixel mask (FITS)
     # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
     extension: tuple[str, int] | None = None
 

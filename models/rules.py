@@ -222,6 +222,9 @@ class Recipe(BaseModel):
     combine: Combine = Combine()
     # reduce: image-quality QC with sep (sources, FWHM, ellipticity, sky noise); false: none
     image_quality: bool = True
+    # reduce: a static bad-pixel mask of the instrument (FITS, nonzero = bad; relative to the
+    # rules file), OR'ed into every reduced frame's MASK as bit 16
+    bad_pixels: str | None = None
 
     @field_validator("group_by")
     @classmethod
@@ -349,7 +352,7 @@ def load_rules(name_or_path: str | Path = DEFAULT_RULESET) -> RuleSet:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return RuleSet.model_validate(data)
+        rules = RuleSet.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -364,6 +367,14 @@ def load_rules(name_or_path: str | Path = DEFAULT_RULESET) -> RuleSet:
             key = ".".join(str(p) for p in loc)
             problems.append(f"{' '.join(where)} {key}: {err['msg']}".strip())
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    # files the rules name are relative to the rules file
+    recipes = tuple(
+        r.model_copy(update={"bad_pixels": str((path.parent / r.bad_pixels).resolve())})
+        if r.bad_pixels
+        else r
+        for r in rules.recipes
+    )
+    return rules.model_copy(update={"recipes": recipes})
 
 
 class RuleBook(BaseModel):

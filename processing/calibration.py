@@ -17,6 +17,8 @@ from astroflow.models.errors import CalibrationError
 MASK_BAD = 1  # flat <= 0.5, non-finite calibration
 MASK_SATURATED = 2  # raw value at or above saturation
 MASK_NONFINITE = 4  # raw value NaN/inf
+# (8: cosmic ray, processing.cosmics)
+MASK_BAD_PIXEL = 16  # the instrument's bad-pixel mask (hot, dead, bad columns)
 
 #: Pixels a QC statistic or a flat's level is measured on (at most): a regular grid over the
 #: whole frame, as IRAF's ``imstatistics`` and ``zscale`` sample. A median of 2**18 pixels

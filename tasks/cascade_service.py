@@ -141,6 +141,7 @@ class CascadePlan:
                 cosmic_rays=recipe.cosmic_rays,
                 combine=recipe.combine,
                 image_quality=recipe.image_quality,
+                bad_pixels=recipe.bad_pixels,
             )
             for s in level
             if s.complete

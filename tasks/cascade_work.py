@@ -27,6 +27,7 @@ from astroflow.models.rules import Combine
 from astroflow.models.settings import Settings
 from astroflow.processing.calibration import (
     MASK_BAD,
+    MASK_BAD_PIXEL,
     MASK_NONFINITE,
     MASK_SATURATED,
     dark_rate,
@@ -359,6 +360,31 @@ class Product:
     history: tuple[str, ...] = ()
 
 
+def _bad_pixels(inp: RecipeInput, shape: tuple[int, ...]) -> np.ndarray:
+    """The instrument's static bad-pixel mask (its extension of this run's, for a
+    multi-extension frame) as booleans of the reduced frame's shape.
+
+    Raises
+    ------
+    CalibrationError
+        Naming the file, when it is missing, unreadable or of another shape.
+    """
+    assert inp.bad_pixels is not None
+    path = Path(inp.bad_pixels)
+    if not path.is_file():
+        raise CalibrationError(f"bad-pixel mask {path} (rules: bad_pixels) does not exist")
+    try:
+        pixels = read_calibration(path, inp.extension or 0)
+    except (ProcessingError, KeyError) as exc:
+        raise CalibrationError(f"bad-pixel mask {path}: {exc}") from None
+    if pixels.shape != shape:
+        raise CalibrationError(
+            f"bad-pixel mask {path.name} is {pixels.shape[1]}x{pixels.shape[0]}, the reduced "
+            f"frame {shape[1]}x{shape[0]}"
+        )
+    return pixels != 0
+
+
 def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
     raw_path = Path(inp.raw[0])
     raw = read_data(raw_path, inp.extension or 0)
@@ -392,6 +418,8 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         )
     science, variance, mask = reduce_frame(frame, bias, dark, flat, exptime, gain, ron, np.inf)
     mask[np.asarray(adu) >= saturation] |= MASK_SATURATED
+    if inp.bad_pixels:
+        mask[_bad_pixels(inp, mask.shape)] |= MASK_BAD_PIXEL
     # the science frame's unit: electrons (gain 1) or ADU (gain e-/ADU); saturation in it
     in_unit = saturation * (geo.gain if inp.detector is not None and geo.gain else 1.0)
     history = [f"pre: {s}" for s in steps]
@@ -399,7 +427,7 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
     if inp.cosmic_rays is not None:
         hits, cleaned = detect_cosmic_rays(
             science,
-            (mask & (MASK_BAD | MASK_SATURATED | MASK_NONFINITE)) != 0,
+            (mask & (MASK_BAD | MASK_SATURATED | MASK_NONFINITE | MASK_BAD_PIXEL)) != 0,
             gain=gain,
             read_noise=ron * gain,
             saturation=in_unit,

@@ -409,3 +409,34 @@ def test_a_cascade_that_would_fill_the_disk_stops_first(small_disk) -> None:
     with pytest.raises(ConfigError, match=r"the mbias level \(2 product\(s\)\) needs about"):
         calibration_cascade(str(ws))
     assert not list((ws / "sessions").rglob("*MBIAS*.fits"))  # nothing half-written
+
+
+def test_a_static_bad_pixel_mask_is_in_every_reduced_frame(tmp_path: Path) -> None:
+    """The rules' ``bad_pixels`` (a FITS mask next to the rules file) is OR'ed into every
+    reduced frame's MASK as bit 16; the other bits keep their meaning."""
+    import yaml
+
+    from astroflow.models.rules import RULESETS_DIR
+    from astroflow.processing.calibration import MASK_BAD_PIXEL
+
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    data = yaml.safe_load((RULESETS_DIR / "generic-ccd.yaml").read_text())
+    for recipe in data["recipes"]:
+        if recipe["name"] == "reduce":
+            recipe["bad_pixels"] = "democam-bpm.fits"
+    (rules_dir / "democam.yaml").write_text(yaml.safe_dump(data))
+    bpm = np.zeros(SHAPE, np.uint8)
+    bpm[:, 7] = 1  # a dead column
+    bpm[30, 20] = 1  # a hot pixel
+    fits.PrimaryHDU(bpm).writeto(rules_dir / "democam-bpm.fits")
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    prepare_workspace(str(ws), rules=str(rules_dir / "democam.yaml"))
+    summary = calibration_cascade(str(ws))
+    assert summary.failed == ()
+    reduced = sorted((ws / "sessions" / "base" / "reduced").rglob("*_RED.fits"))
+    assert reduced
+    for path in reduced:
+        mask = fits.getdata(path, "MASK")
+        np.testing.assert_array_equal((mask & MASK_BAD_PIXEL) != 0, bpm != 0)
