@@ -89,29 +89,25 @@ def run_lock(
         Naming the folder and its holder, when another live process holds the lock.
     """
     path = lock_path(folder)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        # a folder this process cannot write: nothing here can collide; the run's own
-        # checks say what is wrong with the folder (read-only, missing) in their words
-        yield path
-        return
-    os.close(probe)
     with _guard:
-        if path in _held:
-            fd, depth = _held[path]
-            _held[path] = (fd, depth + 1)
-            reentered = True
-        else:
-            reentered = False
+        reentered = path in _held
+        if reentered:
+            held, depth = _held[path]
+            _held[path] = (held, depth + 1)
     if reentered:
         try:
             yield path
         finally:
             _release(path)
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        # a folder this process cannot write: nothing here can collide; the run's own
+        # checks say what is wrong with the folder (read-only, missing) in their words
+        yield path
+        return
     try:
         deadline = time.monotonic() + max(wait_s, 0.0)
         while True:

@@ -136,6 +136,26 @@ def _run_deployment(name: str, params: dict[str, str], env: dict[str, str]) -> N
         pytest.fail(f"deployment run {name} did not complete:\n{text[-3000:]}\nlogs:\n{logs}")
 
 
+def _wheel_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` for a process that runs astroflow from its wheel, installed in a folder of its
+    own (``PYTHONPATH``); checked to import from there, started outside the checkout."""
+    site = tmp_path / "site"
+    wheel = build_wheel(tmp_path / "build")
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site)]
+    _run([*pip, str(wheel)], env)
+    wheel_env = {**env, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import astroflow.flows.ingest as m; print(m.__file__)"],
+        env=wheel_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(site)), where
+    return wheel_env
+
+
 def _start_deployment(name: str, params: dict[str, str], env: dict[str, str]) -> str:
     """``prefect deployment run`` without watching: the new flow run's id."""
     args = [PREFECT, "deployment", "run", name]
@@ -253,32 +273,7 @@ def test_deploy_worker_and_run(
     ws = tmp_path / "ws"
     make_workspace(ws, np.random.default_rng(4), shape=(24, 24))
     # the worker runs astroflow from a wheel, in another folder than the checkout
-    site = tmp_path / "site"
-    wheel = build_wheel(tmp_path / "build")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
-        env,
-    )
-    worker_env = {**env, "PYTHONPATH": str(site)}
-    where = subprocess.run(
-        [sys.executable, "-c", "import astroflow.flows.ingest as m; print(m.__file__)"],
-        env=worker_env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert where.startswith(str(site)), where
+    worker_env = _wheel_env(env, tmp_path)
     worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
     health_port = free_port()  # the image's HEALTHCHECK asks the worker's health server
     worker_env["PREFECT_WORKER_WEBSERVER_PORT"] = str(health_port)
@@ -469,20 +464,8 @@ def test_serve_from_a_wheel_registers_every_deployment(
     from tests.deployments.test_serve import NIGHTLY, TWO_SCHEDULES
 
     env = prefect_server
-    site = tmp_path / "site"
-    wheel = build_wheel(tmp_path / "build")
-    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site)]
-    _run([*pip, str(wheel)], env)
-    served_env = {**env, "PYTHONPATH": str(site)}
-    where = subprocess.run(
-        [sys.executable, "-c", "import astroflow.flows.serve as m; print(m.__file__)"],
-        env=served_env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert where.startswith(str(site)), where
+    served_env = _wheel_env(env, tmp_path)
+    site = Path(served_env["PYTHONPATH"])
     shipped = (site / "astroflow" / "deployments" / "prefect.yaml").read_text(encoding="utf-8")
     copy = tmp_path / "prefect.yaml"
     copy.write_text(shipped.replace(NIGHTLY, TWO_SCHEDULES, 1), encoding="utf-8")
