@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from astroflow.models.rules import Combine, CosmicRays, Detector
+from astroflow.models.rules import BadPixelMask, Combine, CosmicRays, Detector
 
 
 class WorkspaceRef(BaseModel):
@@ -53,6 +53,7 @@ class RecipeInput(BaseModel):
     combine: Combine = Combine()  # masters: how their frames are combined (rules YAML)
     image_quality: bool = True  # reduce: image-quality QC with sep (rules YAML)
     bad_pixels: str | None = None  # reduce: the instrument's static bad-pixel mask (FITS)
+    bad_pixel_mask: BadPixelMask = BadPixelMask()  # mbpm: how the mask is derived (rules YAML)
     # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
     extension: tuple[str, int] | None = None
 

@@ -55,7 +55,9 @@ class Classifier(BaseModel):
 
 class CalibrationNeed(BaseModel):
     """A calibration a recipe needs: the product of an earlier recipe with ``match`` keys equal,
-    ranked by |delta exptime| when ``rank_by_exptime``, then by |delta MJD|."""
+    ranked by |delta exptime| when ``rank_by_exptime``, then by |delta MJD|. An ``optional``
+    one is used when a usable product matches; without one the set stays complete (its SOF
+    comment says so)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,6 +65,8 @@ class CalibrationNeed(BaseModel):
     match: tuple[str, ...] = ()
     rank_by_exptime: bool = False
     tag: str
+    # a calibration used when one matches, not missed when none does (a bad-pixel mask)
+    optional: bool = False
 
     @field_validator("match")
     @classmethod
@@ -198,6 +202,41 @@ class Combine(BaseModel):
         )
 
 
+class BadPixelMask(BaseModel):
+    """How an ``mbpm`` recipe derives the instrument's bad-pixel mask.
+
+    Its flats (bias- and dark-corrected) are split by level: those at most ``sqrt(lowest *
+    highest)`` and those above, each combined (the recipe's ``combine``); pixels that respond
+    differently at the two levels (dead, hot, non-linear, bad columns) stand out in the ratio
+    of the two, which ``ccdproc.ccdmask`` reads with its parameters (IRAF's ``ccdmask``:
+    a median over ``ncmed`` x ``nlmed`` pixels, deviations beyond ``lsigma``/``hsigma`` of the
+    local ``ncsig`` x ``nlsig`` sigma). With a ``MASTER_DARK`` in its SOF, pixels whose dark
+    current exceeds the median by ``hot_sigma`` MAD standard deviations are added as hot.
+
+    Attributes
+    ----------
+    min_level_ratio
+        The high flats' median level over the low flats' must be at least this (flats of one
+        level hide the pixels that only misbehave at another).
+    hot_sigma
+        Threshold of hot pixels in the master dark (MAD sigma); ``null``: darks not used.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_level_ratio: float = Field(1.5, gt=1)
+    ncmed: int = Field(7, ge=1)
+    nlmed: int = Field(7, ge=1)
+    ncsig: int = Field(15, ge=3)
+    nlsig: int = Field(15, ge=3)
+    lsigma: float = Field(9.0, gt=0)
+    hsigma: float = Field(9.0, gt=0)
+    findbadcolumns: bool = False
+    byblocks: bool = False
+    ngood: int = Field(5, ge=1)
+    hot_sigma: float | None = Field(10.0, gt=0)
+
+
 class Recipe(BaseModel):
     """One step of the cascade."""
 
@@ -225,6 +264,8 @@ class Recipe(BaseModel):
     # reduce: a static bad-pixel mask of the instrument (FITS, nonzero = bad; relative to the
     # rules file), OR'ed into every reduced frame's MASK as bit 16
     bad_pixels: str | None = None
+    # mbpm: how the bad-pixel mask is derived from its flats (and the master dark)
+    bad_pixel_mask: BadPixelMask = BadPixelMask()
 
     @field_validator("group_by")
     @classmethod

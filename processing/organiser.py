@@ -472,6 +472,9 @@ def match_calibrations(
                         f"{need.recipe}'s max_age_days {max_age:g}"
                         for p in aged[:3]
                     ]
+            if not candidates and need.optional:
+                skipped.append(f"no {need.tag} matches (optional: left out)")
+                continue
             if not candidates:
                 # the keys the set has (an empty readout or gain says nothing)
                 wanted = ", ".join(

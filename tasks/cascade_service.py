@@ -142,6 +142,7 @@ class CascadePlan:
                 combine=recipe.combine,
                 image_quality=recipe.image_quality,
                 bad_pixels=recipe.bad_pixels,
+                bad_pixel_mask=recipe.bad_pixel_mask,
             )
             for s in level
             if s.complete

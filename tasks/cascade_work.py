@@ -25,6 +25,17 @@ from astroflow.models.cascade import RecipeInput, RecipeResult
 from astroflow.models.errors import CalibrationError, ProcessingError
 from astroflow.models.rules import Combine
 from astroflow.models.settings import Settings
+from astroflow.processing.bad_pixels import (
+    BPM_FLAT,
+    BPM_HOT,
+    bad_pixel_mask,
+    flat_corrected,
+    flat_ratio,
+    hot_pixels,
+    qc_bad_pixels,
+    ratio_mask,
+    split_levels,
+)
 from astroflow.processing.calibration import (
     MASK_BAD,
     MASK_BAD_PIXEL,
@@ -40,6 +51,7 @@ from astroflow.processing.calibration import (
     qc_flat,
     qc_science,
     reduce_frame,
+    sampled,
     within,
 )
 from astroflow.processing.combine import clipped_mean, combine_with, row_chunks
@@ -385,6 +397,71 @@ def _bad_pixels(inp: RecipeInput, shape: tuple[int, ...]) -> np.ndarray:
     return pixels != 0
 
 
+def _mbpm(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
+    """The bad-pixel mask of a set of flats of two levels (and its master dark's hot pixels):
+    the flats are split by level, each group combined, and ``ccdmask`` reads their ratio,
+    which the product keeps as its ``RATIO`` plane."""
+    options = inp.bad_pixel_mask
+    bias = _calib_data(inp, "MASTER_BIAS")
+    dark = _optional(inp, "MASTER_DARK", bias, 0.0)
+    pre = _electrons(inp)
+    ext = inp.extension or 0
+
+    def corrected(raw: np.ndarray, path: Path) -> np.ndarray:
+        exptime = _exptime(path, inp.exptime_key, inp.extension)
+        return flat_corrected(pre(raw, path), bias, dark, exptime)
+
+    levels: list[float] = []
+    readable: list[str] = []
+    dropped: list[str] = []
+    for name in inp.raw:
+        path = Path(name)
+        try:
+            pixels = corrected(read_data(path, ext), path)
+        except (ProcessingError, ValueError) as exc:
+            dropped.append(f"{path.name}: {exc}")
+            continue
+        levels.append(float(np.nanmedian(sampled(pixels))))
+        readable.append(name)
+    if len(readable) < inp.min_frames:
+        raise CalibrationError(
+            f"{inp.set_name}: only {len(readable)} usable frame(s), need {inp.min_frames}: "
+            f"{'; '.join(dropped)}"
+        )
+    low, high = split_levels(levels, options.min_level_ratio, inp.set_name)
+    combined = []
+    used: list[Path] = []
+    for group in (low, high):
+        part = inp.model_copy(update={"raw": tuple(readable[i] for i in group), "min_frames": 1})
+        master, lost, good = _combine_recipe(part, corrected)
+        combined.append(master)
+        dropped += lost
+        used += good
+    ratio = flat_ratio(combined[1], combined[0])
+    del combined
+    has_dark = any(tag == "MASTER_DARK" for tag, _ in inp.calibrations)
+    hot = (
+        hot_pixels(dark, options.hot_sigma) if has_dark and options.hot_sigma is not None else None
+    )
+    mask = bad_pixel_mask(ratio_mask(ratio, options), hot)
+    level_ratio = float(np.mean([levels[i] for i in high]) / np.mean([levels[i] for i in low]))
+    history = [
+        f"bpm: {len(low)} flat(s) at ~{np.mean([levels[i] for i in low]):.4g}, {len(high)} "
+        f"at ~{np.mean([levels[i] for i in high]):.4g}; ccdmask of their ratio (RATIO)",
+    ]
+    if hot is not None:
+        history.append(
+            f"bpm: hot pixels above the master dark's median + {options.hot_sigma:g} sigma"
+        )
+    product = Product(
+        mask,
+        planes=(("RATIO", ratio.astype(np.float32)),),
+        cards={"BUNIT": ("", f"{BPM_FLAT}: flats' ratio, {BPM_HOT}: hot in the dark")},
+        history=(*(f"pre: {s}" for s in pre.history), *history),
+    )
+    return product, qc_bad_pixels(mask, level_ratio), dropped, used
+
+
 def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
     raw_path = Path(inp.raw[0])
     raw = read_data(raw_path, inp.extension or 0)
@@ -420,6 +497,13 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
     mask[np.asarray(adu) >= saturation] |= MASK_SATURATED
     if inp.bad_pixels:
         mask[_bad_pixels(inp, mask.shape)] |= MASK_BAD_PIXEL
+    if any(tag == "MASTER_BPM" for tag, _ in inp.calibrations):
+        bpm = _calib_data(inp, "MASTER_BPM")
+        if bpm.shape != mask.shape:
+            raise CalibrationError(
+                f"{raw_path.name}: shape {mask.shape} differs from its bad-pixel mask {bpm.shape}"
+            )
+        mask[bpm != 0] |= MASK_BAD_PIXEL
     # the science frame's unit: electrons (gain 1) or ADU (gain e-/ADU); saturation in it
     in_unit = saturation * (geo.gain if inp.detector is not None and geo.gain else 1.0)
     history = [f"pre: {s}" for s in steps]
@@ -467,6 +551,13 @@ MFLAT = Recipe(
     "mflat",
     _flat,
     "Master flat: clipped mean of bias/dark-corrected, median-normalised flats; median 1.",
+)
+MBPM = Recipe(
+    "mbpm",
+    _mbpm,
+    "Bad-pixel mask: ccdmask of the ratio of flats of two levels, plus the master dark's "
+    "hot pixels (1: flats, 2: dark).",
+    planes=("RATIO",),
 )
 REDUCE = Recipe(
     "reduce",

@@ -440,3 +440,166 @@ def test_a_static_bad_pixel_mask_is_in_every_reduced_frame(tmp_path: Path) -> No
     for path in reduced:
         mask = fits.getdata(path, "MASK")
         np.testing.assert_array_equal((mask & MASK_BAD_PIXEL) != 0, bpm != 0)
+
+
+MBPM = """  - name: mbpm
+    kind: flat
+    raw_tag: FLAT
+    product_tag: MASTER_BPM
+    group_by: [instrument, binning, readout, gain, filter, night]
+    min_frames: 4
+    needs:
+      - {recipe: mbias, match: [instrument, binning, readout, gain], tag: MASTER_BIAS}
+      - {recipe: mdark, match: [instrument, binning, readout, gain], optional: true,
+         tag: MASTER_DARK}
+"""
+
+
+def _bpm_rules(tmp_path: Path) -> Path:
+    """generic-ccd with an mbpm recipe before reduce, whose mask reduce uses when one
+    matches."""
+    import yaml
+
+    from astroflow.models.rules import RULESETS_DIR
+
+    data = yaml.safe_load((RULESETS_DIR / "generic-ccd.yaml").read_text())
+    recipes = data["recipes"]
+    recipes.insert(len(recipes) - 1, yaml.safe_load(MBPM)[0])
+    recipes[-1]["needs"].append(
+        {
+            "recipe": "mbpm",
+            "match": ["instrument", "binning", "readout", "gain"],
+            "optional": True,
+            "tag": "MASTER_BPM",
+        }
+    )
+    path = tmp_path / "bpm.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+DEAD_COLUMN, WEAK_COLUMN, HOT = 7, 22, (30, 20)
+BPM_SHAPE = (48, 64)
+
+
+def _bpm_night(root: Path, rng: np.random.Generator, levels: tuple[float, ...]) -> None:
+    """A night of one camera with a dead column (no more than 300 ADU of signal), a column
+    that loses 20 % of its signal at the bright level only (non-linear), and a hot pixel
+    (50 ADU/s): biases, darks, flats at ``levels`` (ADU/s, 2 s each) and two science
+    frames."""
+    from tests.organiser_data import MJD_NIGHT1
+
+    root.mkdir(parents=True)
+    h, w = BPM_SHAPE
+    yy, xx = np.mgrid[0:h, 0:w]
+    vignette = 1.0 - 0.2 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
+
+    def write(name: str, imagetyp: str, exptime: float, mjd: float, light: float) -> None:
+        signal = light * exptime * vignette
+        signal[:, DEAD_COLUMN] = np.minimum(signal[:, DEAD_COLUMN], 300.0)
+        if light * exptime > 20000:
+            signal[:, WEAK_COLUMN] *= 0.8
+        dark = np.full(BPM_SHAPE, 0.5)
+        dark[HOT] = 50.0
+        data = 1000.0 + rng.normal(0.0, 10.0, BPM_SHAPE) + dark * exptime + signal
+        header = fits.Header(
+            {
+                "IMAGETYP": imagetyp,
+                "EXPTIME": exptime,
+                "MJD-OBS": mjd,
+                "INSTRUME": "TESTCAM",
+                "XBINNING": 1,
+                "YBINNING": 1,
+                "GAIN": 1.5,
+                "READOUTM": "Fast",
+                "OBJECT": name,
+            }
+        )
+        if light:
+            header["FILTER"] = "R"
+        fits.PrimaryHDU(data.astype(np.float32), header).writeto(root / name)
+
+    for i in range(3):
+        write(f"bias_{i}.fits", "BIAS", 0.0, MJD_NIGHT1 + i * 1e-3, 0.0)
+        write(f"dark_{i}.fits", "DARK", 60.0, MJD_NIGHT1 + 0.01 + i * 1e-3, 0.0)
+    for i, level in enumerate(levels):
+        write(f"flat_{i}.fits", "FLAT", 2.0, MJD_NIGHT1 + 0.03 + i * 1e-3, level)
+    for i in range(2):
+        write(f"sci_{i}.fits", "LIGHT", 60.0, MJD_NIGHT1 + 0.1 + i * 1e-2, 8.0)
+
+
+def test_a_bad_pixel_mask_from_two_flat_levels_is_ccdmask_of_their_ratio(tmp_path: Path) -> None:
+    """mbpm: flats of two levels split, combined and divided; the mask equals
+    ``ccdproc.ccdmask`` of that ratio, which equals the ratio of astropy's clipped means of
+    the corrected flats; the dark's hot pixel is added; reduced frames carry it in bit 16."""
+    from astropy.nddata import CCDData
+    from ccdproc import ccdmask
+
+    from astroflow.processing.calibration import MASK_BAD_PIXEL
+
+    ws = tmp_path / "ws"
+    levels = (4000.0, 4000.0, 4000.0, 12000.0, 12000.0, 12000.0)  # 8000 and 24000 ADU
+    _bpm_night(ws, np.random.default_rng(5), levels)
+    prepare_workspace(str(ws), rules=str(_bpm_rules(tmp_path)))
+    summary = calibration_cascade(str(ws))
+    assert summary.failed == (), summary
+    bpm_path = _product(ws, "20260109_MBPM")
+    bpm = fits.getdata(bpm_path)
+    ratio = fits.getdata(bpm_path, "RATIO")
+
+    # the ratio: astropy's clipped means of (raw - master bias - master dark * 2 s), bright
+    # over faint
+    bias = fits.getdata(_product(ws, "20260109_MBIAS")).astype(np.float64)
+    dark = fits.getdata(_product(ws, "20260109_MDARK")).astype(np.float64)
+
+    def clipped(names: list[str]) -> np.ndarray:
+        stack = np.stack(
+            [
+                fits.getdata(ws / "raw" / "2026-01-09" / n).astype(np.float64) - bias - dark * 2.0
+                for n in names
+            ]
+        )
+        return sigma_clip(
+            stack, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
+        ).mean(axis=0)
+
+    expected = clipped([f"flat_{i}.fits" for i in (3, 4, 5)]) / clipped(
+        [f"flat_{i}.fits" for i in (0, 1, 2)]
+    )
+    np.testing.assert_allclose(ratio, expected, rtol=1e-5)
+    # the mask: ccdmask of that ratio, exactly, plus the hot pixel from the dark
+    np.testing.assert_array_equal(
+        (bpm & 1) != 0, ccdmask(CCDData(ratio.astype(np.float64), unit="adu"))
+    )
+    assert ((bpm[:, DEAD_COLUMN] & 1) != 0).all()
+    assert ((bpm[:, WEAK_COLUMN] & 1) != 0).all()
+    assert bpm[HOT] & 2
+    assert (
+        np.count_nonzero(bpm) < 3 * BPM_SHAPE[0] + 5
+    )  # the two columns, the hot pixel: little else
+    header = fits.getheader(bpm_path)
+    assert header["AF_RECIP"] == "mbpm"
+    assert header["QCLEVELR"] == pytest.approx(3.0, rel=0.02)
+
+    reduced = sorted((ws / "sessions" / "base" / "reduced").rglob("*_RED.fits"))
+    assert len(reduced) == 2
+    for path in reduced:
+        mask = fits.getdata(path, "MASK")
+        np.testing.assert_array_equal((mask & MASK_BAD_PIXEL) != 0, bpm != 0)
+    sofs = sorted((ws / "sessions" / "base" / "sof").glob("*_RED.sof"))
+    assert all("MASTER_BPM" in sof.read_text() for sof in sofs)
+
+
+def test_flats_of_one_level_fail_the_mask_and_reduce_goes_on_without_it(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _bpm_night(ws, np.random.default_rng(6), (4000.0,) * 5)
+    prepare_workspace(str(ws), rules=str(_bpm_rules(tmp_path)))
+    summary = calibration_cascade(str(ws))
+    (failed,) = [o for o in summary.outcomes if o.recipe == "mbpm"]
+    assert failed.kind == "failed_recipe"
+    assert "flats of two levels" in failed.reason
+    assert "min_level_ratio" in failed.reason
+    assert len([n for n in summary.made if n.endswith("_RED")]) == 2
+    sof = sorted((ws / "sessions" / "base" / "sof").glob("*_RED.sof"))[0].read_text()
+    assert "MASTER_BPM" not in sof.replace("no MASTER_BPM matches", "")
+    assert "no MASTER_BPM matches (optional: left out)" in sof
