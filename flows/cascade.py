@@ -175,9 +175,56 @@ def cascade_sections(
             ["product", "metric", "value", "range", "verdict"], qc_rows, numeric=("value",)
         ),
     ]
+    trend = quality_trend_section(ws, summary)
+    if trend:
+        sections.append(trend)
     if errors is not None:
         sections.append(report.errors_section(errors, "Error reports"))
     return sections
+
+
+def quality_trend_section(ws: Workspace, summary: CascadeSummary) -> str:
+    """A picture per night of the run's reduced frames: FWHM and sky against time (PNG in the
+    markdown, as a data URI: the report needs no server), frames that failed QC in red;
+    ``""`` when no frame of the run has image-quality values. A multi-extension frame is
+    drawn at the mean of its extensions' values."""
+    import base64
+
+    from astroflow.processing.qc_plot import TrendPoint, night_trend_png
+
+    ran = set(summary.recipes)
+    values: dict[str, dict[str, list[float]]] = {}
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    for q in catalog.qc_rows(ws.database(), summary.session):
+        metric = q.qc_name.split("[")[0]  # fwhm[SCI,2] -> fwhm
+        if q.product not in ran or metric not in ("fwhm", "sky_median") or q.value is None:
+            continue
+        values.setdefault(q.product, {}).setdefault(metric, []).append(q.value)
+        if metric == "fwhm":
+            ranges.setdefault(q.product, (q.min, q.max))
+    if not values:
+        return ""
+    _, products = catalog.load_plan(ws.database())
+    failed = set(summary.failed)
+    nights: dict[str, list[TrendPoint]] = {}
+    for product in products:
+        measured = values.get(product.name)
+        if not measured:
+            continue
+
+        def mean(metric: str, measured: dict[str, list[float]] = measured) -> float | None:
+            found = measured.get(metric)
+            return sum(found) / len(found) if found else None
+
+        nights.setdefault(product.night, []).append(
+            TrendPoint(product.mjd, mean("fwhm"), mean("sky_median"), product.name in failed)
+        )
+    fwhm_range = next(iter(ranges.values()), (None, None))
+    pictures = []
+    for night, points in sorted(nights.items()):
+        png = base64.b64encode(night_trend_png(night, points, fwhm_range)).decode("ascii")
+        pictures.append(f"![FWHM and sky of night {night}](data:image/png;base64,{png})\n")
+    return "### Image quality over the night\n\n" + "\n".join(pictures)
 
 
 __all__ = ["calibration_cascade", "cascade_levels", "make_task_runner"]

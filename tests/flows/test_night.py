@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -12,6 +13,8 @@ from wwt_data_formats.folder import Folder
 from astroflow.flows.cli import app
 from astroflow.flows.demo import run_demo
 from astroflow.processing.synthetic import FIELD_DEC, FIELD_RA
+from astroflow.storage.database import Database
+from astroflow.storage.organiser import catalog
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -160,6 +163,29 @@ def test_the_top_level_run_tells_its_story(tmp_path: Path) -> None:
     assert all(r.state.message.startswith("QC failed: ") for r in runs)
 
 
+def _night_report_pictures(run_id: object) -> dict[str, Image.Image]:
+    """The pictures of the night-report artifact of a process-night run, by their titles
+    (read back through the Prefect API and decoded from their data URIs)."""
+    import asyncio
+    import base64
+    import io
+    import re
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async def read() -> list:
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+
+    (text,) = [a.data for a in asyncio.run(read()) if a.key == "night-report"]
+    assert "### Image quality over the night" in text
+    found = re.findall(r"!\[([^\]]*)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+    return {title: Image.open(io.BytesIO(base64.b64decode(data))) for title, data in found}
+
+
 def test_a_defocused_frame_fails_its_image_quality_and_is_not_published(tmp_path: Path) -> None:
     """One science frame of the night out of focus (its stars blurred to ~12 px FWHM): its
     reduce fails QC with its FWHM, the night report says so, it is not published; the other
@@ -179,7 +205,8 @@ def test_a_defocused_frame_fails_its_image_quality_and_is_not_published(tmp_path
         if frame.name == "n2_m42_R_01.fits":
             data = gaussian_filter(data, 5.0).astype(data.dtype)
         write_raw_frame(ws / frame.name, data, frame.header)
-    summary = process_night(str(ws), str(repo))
+    state = process_night(str(ws), str(repo), return_state=True)
+    summary = state.result()
     reasons = summary.cascade.reasons
     assert list(reasons) == [p for p in summary.cascade.failed]
     defocused = [p for p in reasons if p.startswith("n2_m42_R_01")]
@@ -198,3 +225,13 @@ def test_a_defocused_frame_fails_its_image_quality_and_is_not_published(tmp_path
     assert fwhm[defocused[0]]["verdict"] == "fail"
     assert fwhm["n2_m42_R_00_RED"]["verdict"] == "pass"
     assert fwhm["n2_m42_R_00_RED"]["value"] == pytest.approx(2.55, rel=0.15)
+    # the report's picture of each night's FWHM and sky, the defocused frame in red
+    _, plan = catalog.load_plan(Database(ws))
+    nights = {p.name: p.night for p in plan if p.recipe == "reduce"}
+    pictures = _night_report_pictures(state.state_details.flow_run_id)
+    assert set(pictures) == {f"FWHM and sky of night {n}" for n in nights.values()}
+    for title, image in pictures.items():
+        assert image.size == (640, 360)
+        rgb = np.asarray(image.convert("RGB")).astype(int)
+        red = np.count_nonzero(np.abs(rgb - (0xC0, 0x39, 0x2B)).sum(axis=2) < 30)
+        assert (red > 20) == title.endswith(nights[defocused[0]]), title
