@@ -800,8 +800,10 @@ def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, floa
     all_dropped: list[str] = []
     history: list[str] = []
     # the extensions are independent: two at a time (the kernels and most of the FITS I/O
-    # release the GIL), in order
-    with ThreadPoolExecutor(max_workers=min(2, len(extensions)), thread_name_prefix="ext") as pool:
+    # release the GIL), in order; one at a time with cosmic rays (astroscrappy runs on every
+    # core itself, and holds ~10 copies of an extension while it does)
+    workers = 1 if inp.cosmic_rays is not None else min(2, len(extensions))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ext") as pool:
         made = list(
             pool.map(lambda e: function(inp.model_copy(update={"extension": e})), extensions)
         )
