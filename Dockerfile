@@ -13,6 +13,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     DASK_TEMPORARY_DIRECTORY=/tmp/dask
 
+# astrometry.net's solve-field for the solve step of reduce; index files are the site's
+# choice (Debian's astrometry-data-tycho2-* packages, or a volume named by
+# ASTROFLOW_ASTROMETRY_INDEX_DIR): without them, frames keep their header WCS.
+RUN apt-get update && apt-get install -y --no-install-recommends astrometry.net \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/astroflow
 COPY pyproject.toml README.md constraints.txt ./
 COPY models models

@@ -7,7 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from astroflow.models.rules import BadPixelMask, Combine, CosmicRays, Detector
+from astroflow.models.rules import BadPixelMask, Combine, CosmicRays, Detector, Solve
+
+#: The header keyword in which a reduced frame says where its WCS came from
+#: (``astrometry``: the solve step's solution).
+WCS_ORIGIN_KEY = "AF_WCSRC"
 
 
 class WorkspaceRef(BaseModel):
@@ -54,6 +58,7 @@ class RecipeInput(BaseModel):
     image_quality: bool = True  # reduce: image-quality QC with sep (rules YAML)
     bad_pixels: str | None = None  # reduce: the instrument's static bad-pixel mask (FITS)
     bad_pixel_mask: BadPixelMask = BadPixelMask()  # mbpm: how the mask is derived (rules YAML)
+    solve: Solve = Solve()  # reduce: the astrometric solution (rules YAML)
     # the image extension of multi-extension frames this run makes, (EXTNAME, EXTVER)
     extension: tuple[str, int] | None = None
 
@@ -71,6 +76,8 @@ class RecipeResult(BaseModel):
     qc: dict[str, float] = {}
     message: str = ""
     dropped: tuple[str, ...] = ()  # unreadable input frames left out
+    # what the recipe could not do but went on without: (error type, message), noncritical
+    notes: tuple[tuple[str, str], ...] = ()
     substitutions: tuple[str, ...] = ()
     seconds: float = 0.0  # time spent in the recipe itself (reading, maths, writing)
 
@@ -109,6 +116,7 @@ class Outcome(BaseModel):
     qc: dict[str, float] = {}
     substituted: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
 
     @property

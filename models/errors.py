@@ -91,6 +91,11 @@ class CalibrationError(ProcessingError):
     """A calibration recipe could not make its product."""
 
 
+class AstrometryError(ProcessingError):
+    """A frame has no astrometric solution: the solver or its index files are missing, or it
+    did not solve (critical only where the rules require a solution)."""
+
+
 def one_line(exc: BaseException | str) -> str:
     """An error's text on one line (wcslib and astropy write several)."""
     return " ".join(str(exc).split())

@@ -138,7 +138,8 @@ class ImageManifest(BaseModel):
     ----------
     wcs_source
         What placed the image: ``feed`` (the source's AVM-like fields), ``fits-header``,
-        ``avm`` (tags in the picture) or ``sidecar`` (a WCS sidecar file).
+        ``astrometry`` (a reduced frame's astrometric solution), ``avm`` (tags in the
+        picture) or ``sidecar`` (a WCS sidecar file).
     wcs_note
         What the reader of the placement should know (a sidecar that won over the image's
         own AVM tags or FITS WCS).

@@ -237,6 +237,49 @@ class BadPixelMask(BaseModel):
     hot_sigma: float | None = Field(10.0, gt=0)
 
 
+class Solve(BaseModel):
+    """The astrometric solution of a ``reduce`` recipe's frames (astrometry.net's
+    ``solve-field`` on the sources of the image-quality step).
+
+    Attributes
+    ----------
+    enabled
+        ``true``: always (a missing solver or index is then an error naming the setting);
+        ``false``: never; ``null`` (the default): when ``solve-field`` is installed and the
+        setting ``ASTROFLOW_ASTROMETRY_INDEX_DIR`` names folders holding index files.
+    required
+        A frame that does not solve fails (else it keeps its header WCS, with a noncritical
+        report).
+    time_limit_s
+        CPU seconds the solver may spend on one frame (``--cpulimit``).
+    sip_order
+        0: a TAN solution; 2 or more: TAN-SIP distortion of that order.
+    radius_deg
+        Search radius around the header's position (when it has one).
+    scale_tolerance
+        The pixel scale is searched within this fraction of the header's (when it has one).
+    max_sources
+        The brightest sources given to the solver.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool | None = None
+    required: bool = False
+    time_limit_s: float = Field(30.0, gt=0)
+    sip_order: int = Field(0, ge=0, le=5)
+    radius_deg: float = Field(2.0, gt=0)
+    scale_tolerance: float = Field(0.1, gt=0, lt=1)
+    max_sources: int = Field(300, ge=10)
+
+    @field_validator("sip_order")
+    @classmethod
+    def _order(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("sip_order is 0 (TAN) or at least 2 (TAN-SIP)")
+        return value
+
+
 class Recipe(BaseModel):
     """One step of the cascade."""
 
@@ -266,6 +309,8 @@ class Recipe(BaseModel):
     bad_pixels: str | None = None
     # mbpm: how the bad-pixel mask is derived from its flats (and the master dark)
     bad_pixel_mask: BadPixelMask = BadPixelMask()
+    # reduce: the astrometric solution (astrometry.net) that replaces the header's WCS
+    solve: Solve = Solve()
 
     @field_validator("group_by")
     @classmethod

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         Memory (MB) a master's combination may use for its stack of frames
         (``ASTROFLOW_COMBINE_BUDGET_MB``, default 256): frames are combined a band of rows at
         a time within it.
+    astrometry_index_dir
+        Folders of astrometry.net index files, separated by ``:``
+        (``ASTROFLOW_ASTROMETRY_INDEX_DIR``; default ``/usr/share/astrometry``, where Debian's
+        ``astrometry-data-*`` packages put them; empty: none). The ``solve`` step of
+        ``reduce`` is on by default when they hold index files and ``solve-field`` is
+        installed.
     lock_wait_s
         Seconds a run waits for another live run holding its work folder or workspace before
         it gives up (``ASTROFLOW_LOCK_WAIT_S``, default 0: it gives up at once, naming the
@@ -87,6 +93,7 @@ class Settings(BaseSettings):
     site_longitude: float | None = Field(default=None, ge=-180, le=360)
     lock_wait_s: float = Field(default=0.0, ge=0)
     combine_budget_mb: int = Field(default=256, ge=8)
+    astrometry_index_dir: str = "/usr/share/astrometry"
 
 
 def environment_variable(name: str) -> str | None:

@@ -146,3 +146,60 @@ def night_frames(shape: tuple[int, int] = (256, 256), seed: int = 2026) -> list[
             wcs,
         )
     return frames
+
+
+def star_catalogue(
+    ra: float, dec: float, radius_deg: float, n: int, seed: int = 28
+) -> dict[str, np.ndarray]:
+    """A seeded catalogue of ``n`` stars spread evenly over a cap of ``radius_deg`` around
+    (``ra``, ``dec``): columns ``RA``, ``DEC`` (degrees), ``MAG`` (10-16) and ``ID``."""
+    rng = np.random.default_rng(seed)
+    r = np.degrees(np.arccos(1 - rng.uniform(0, 1, n) * (1 - np.cos(np.radians(radius_deg)))))
+    bearing = rng.uniform(0, 2 * np.pi, n)
+    d0, b = np.radians(dec), np.radians(r)
+    lat = np.arcsin(np.sin(d0) * np.cos(b) + np.cos(d0) * np.sin(b) * np.cos(bearing))
+    lon = np.radians(ra) + np.arctan2(
+        np.sin(bearing) * np.sin(b) * np.cos(d0), np.cos(b) - np.sin(d0) * np.sin(lat)
+    )
+    return {
+        "RA": np.degrees(lon) % 360.0,
+        "DEC": np.degrees(lat),
+        "MAG": rng.uniform(10.0, 16.0, n),
+        "ID": np.arange(n),
+    }
+
+
+def render_stars(
+    catalogue: dict[str, np.ndarray],
+    header: dict[str, object],
+    shape: tuple[int, int],
+    fwhm: float = 2.8,
+    zero_point: float = 24.0,
+) -> np.ndarray:
+    """The catalogue's stars drawn (Gaussian, ``fwhm`` pixels; flux ``10**(-0.4 (MAG -
+    zero_point))`` ADU) where ``header``'s WCS puts them; ADU, no sky, no noise."""
+    import warnings
+
+    from astropy.wcs import WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(header)
+    x, y = wcs.all_world2pix(catalogue["RA"], catalogue["DEC"], 0)
+    h, w = shape
+    img = np.zeros(shape)
+    sigma = fwhm / 2.3548
+    inside = (x > -10) & (x < w + 10) & (y > -10) & (y < h + 10)
+    for xi, yi, mag in zip(x[inside], y[inside], catalogue["MAG"][inside], strict=True):
+        flux = 10 ** (-0.4 * (mag - zero_point))
+        y0, y1 = max(0, int(yi) - 8), min(h, int(yi) + 9)
+        x0, x1 = max(0, int(xi) - 8), min(w, int(xi) + 9)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        img[y0:y1, x0:x1] += (
+            flux
+            / (2 * np.pi * sigma**2)
+            * np.exp(-((xx - xi) ** 2 + (yy - yi) ** 2) / (2 * sigma**2))
+        )
+    return img

@@ -46,6 +46,7 @@ def outcome_of(result: RecipeResult) -> Outcome:
         qc=result.qc,
         substituted=result.substitutions,
         dropped=result.dropped,
+        notes=result.notes,
         seconds=result.seconds,
     )
 
@@ -143,6 +144,7 @@ class CascadePlan:
                 image_quality=recipe.image_quality,
                 bad_pixels=recipe.bad_pixels,
                 bad_pixel_mask=recipe.bad_pixel_mask,
+                solve=recipe.solve,
             )
             for s in level
             if s.complete
@@ -189,7 +191,8 @@ class CascadePlan:
 
     def reports(self) -> ErrorStack:
         """The run's error reports: those of the recipes that raised, then one per product
-        that failed its QC (now or before) and one noncritical per frame a recipe left out."""
+        that failed its QC (now or before), and noncritical ones for each frame a recipe left
+        out and each step it went on without (a frame that did not solve)."""
         rendered: list[ErrorReport] = []
         for o in self.outcomes:
             if o.kind in ("failed_qc", "failed_before"):
@@ -213,5 +216,16 @@ class CascadePlan:
                     critical=False,
                 )
                 for d in o.dropped
+            ]
+            rendered += [
+                ErrorReport(
+                    error_type=error_type,
+                    message=message,
+                    step=o.recipe,
+                    inputs=(o.product,),
+                    expected=True,
+                    critical=False,
+                )
+                for error_type, message in o.notes
             ]
         return self.raised + ErrorStack(reports=tuple(rendered))

@@ -21,10 +21,16 @@ from typing import Any
 import numpy as np
 
 from astroflow.models import astroflow_version
-from astroflow.models.cascade import RecipeInput, RecipeResult
-from astroflow.models.errors import CalibrationError, ProcessingError
+from astroflow.models.cascade import WCS_ORIGIN_KEY, RecipeInput, RecipeResult
+from astroflow.models.errors import AstrometryError, CalibrationError, ProcessingError
 from astroflow.models.rules import Combine
 from astroflow.models.settings import Settings
+from astroflow.processing.astrometry import (
+    astrometric_rms,
+    solution_wcs,
+    solve_hint,
+    with_solution,
+)
 from astroflow.processing.bad_pixels import (
     BPM_FLAT,
     BPM_HOT,
@@ -56,9 +62,10 @@ from astroflow.processing.calibration import (
 )
 from astroflow.processing.combine import clipped_mean, combine_with, row_chunks
 from astroflow.processing.cosmics import MASK_COSMIC_RAY, detect_cosmic_rays
-from astroflow.processing.image_quality import image_quality
+from astroflow.processing.image_quality import measure_frame
 from astroflow.processing.preprocess import Geometry, Preprocessed, geometry, preprocess_frame
 from astroflow.processing.wcs import pixel_scale_arcsec, trimmed_header
+from astroflow.storage.astrometry import AstrometryNet, SolveHint, solver_available
 from astroflow.storage.database import Database
 from astroflow.storage.organiser import catalog
 from astroflow.storage.organiser.frames import (
@@ -370,6 +377,8 @@ class Product:
     cards: dict[str, Any] = field(default_factory=dict)
     base_header: Any = None
     history: tuple[str, ...] = ()
+    #: what the recipe went on without, ``(error type, message)``: noncritical reports
+    notes: tuple[tuple[str, str], ...] = ()
 
 
 def _bad_pixels(inp: RecipeInput, shape: tuple[int, ...]) -> np.ndarray:
@@ -462,6 +471,77 @@ def _mbpm(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[
     return product, qc_bad_pixels(mask, level_ratio), dropped, used
 
 
+def _solving(inp: RecipeInput) -> bool:
+    """Whether the ``solve`` step runs: as the rules say, or (by default) when astrometry.net
+    and its index files are there."""
+    if inp.solve.enabled is not None:
+        return inp.solve.enabled
+    return solver_available()
+
+
+def _solve(
+    inp: RecipeInput, sources: np.ndarray, shape: tuple[int, ...], header: Any
+) -> tuple[Any, dict[str, float], list[str], list[tuple[str, str]]]:
+    """The frame's header with its astrometric solution, the solution's QC values
+    (``astrometric_rms`` in arcsec, ``matched_stars``), HISTORY and noncritical notes. A frame
+    that does not solve (or a missing solver) keeps its header WCS with a note, or fails when
+    the rules require a solution.
+
+    Raises
+    ------
+    AstrometryError
+        When it does not solve and ``solve.required``.
+    """
+    options = inp.solve
+    name = Path(inp.raw[0]).name
+    height, width = int(shape[0]), int(shape[1])
+
+    def unsolved(message: str) -> tuple[Any, dict[str, float], list[str], list[tuple[str, str]]]:
+        if options.required:
+            raise AstrometryError(f"{message} (rules: solve.required)")
+        return header, {}, [f"astrometry: {message}"], [("AstrometryError", message)]
+
+    try:
+        solver = AstrometryNet.from_settings()
+    except AstrometryError as exc:
+        return unsolved(f"{name}: not solved: {exc}; header WCS kept")
+    if len(sources) < 5:
+        return unsolved(f"{name}: not solved: {len(sources)} source(s) found; header WCS kept")
+    hint = SolveHint(**solve_hint(header, width, height, options))
+    result = solver.solve(
+        sources[: options.max_sources],
+        width,
+        height,
+        hint,
+        time_limit_s=options.time_limit_s,
+        sip_order=options.sip_order,
+        label=name,
+    )
+    if result is None:
+        how = "blind" if hint.ra is None else f"within {hint.radius:g} deg of the header's"
+        return unsolved(
+            f"{name}: not solved ({len(sources)} sources, {how}, {options.time_limit_s:g} s "
+            "limit); header WCS kept"
+        )
+    wcs = solution_wcs(result.header, options.sip_order)
+    rms = astrometric_rms(wcs, result.field_xy, result.index_radec)
+    matched = len(result.field_xy)
+    kind = f"TAN-SIP order {options.sip_order}" if options.sip_order >= 2 else "TAN"
+    cards = {
+        WCS_ORIGIN_KEY: ("astrometry", "WCS: astrometry.net solution (solve step)"),
+        "AF_ASIDX": (result.index[-60:], "astrometry.net index that solved it"),
+        "AF_ASSEC": (round(result.seconds, 3), "[s] solve time"),
+        "AF_ASRMS": (round(rms, 4), "[arcsec] RMS of matched stars"),
+        "AF_ASNST": (matched, "matched stars"),
+    }
+    history = [
+        f"astrometry: {kind} solution by astrometry.net ({result.index}) in "
+        f"{result.seconds:.2f} s: {matched} stars, rms {rms:.3f} arcsec"
+    ]
+    solved = with_solution(header, wcs, cards)
+    return solved, {"astrometric_rms": rms, "matched_stars": float(matched)}, history, []
+
+
 def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[Path]]:
     raw_path = Path(inp.raw[0])
     raw = read_data(raw_path, inp.extension or 0)
@@ -524,21 +604,34 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         history.append(f"cosmic rays: L.A.Cosmic (astroscrappy), {int(qc['cosmic_rays'])} {what}")
         if cleaned is not None:
             science = cleaned
-    if inp.image_quality:
-        measured = image_quality(
+    solving = _solving(inp)
+    sources = np.zeros((0, 3))
+    if inp.image_quality or solving:
+        measured, sources = measure_frame(
             science,
             mask != 0,
             saturation=in_unit,
             pixel_scale_arcsec=pixel_scale_arcsec(header),
+            fit=inp.image_quality,
         )
-        for name, value in measured.items():  # sky_median stays the unmasked pixels' median
-            qc.setdefault(name, value)
+        for name, value in measured.items() if inp.image_quality else ():
+            qc.setdefault(name, value)  # sky_median stays the unmasked pixels' median
+    base = trimmed_header(own, origin) if inp.detector is not None else own
+    notes: list[tuple[str, str]] = []
+    if solving:
+        base, solved_qc, solved_history, notes = _solve(inp, sources, science.shape, base)
+        qc.update(solved_qc)
+        history += solved_history
+        scale = pixel_scale_arcsec(base) if solved_qc else None
+        if scale and "fwhm" in qc:  # the solution's scale, not the header's guess
+            qc["fwhm_arcsec"] = qc["fwhm"] * scale
     product = Product(
         science,
         planes=(("VARIANCE", variance), ("MASK", mask)),
         cards={"BUNIT": (unit, "bias, dark and flat corrected")},
-        base_header=trimmed_header(own, origin) if inp.detector is not None else own,
+        base_header=base,
         history=tuple(history),
+        notes=tuple(notes),
     )
     return product, qc, [], [raw_path]
 
@@ -625,7 +718,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
     ):
         return _wait_for_other(db, inp, out, fingerprint)
     try:
-        qc, dropped = _make(inp, out, fingerprint)
+        qc, dropped, notes = _make(inp, out, fingerprint)
     except (ProcessingError, CalibrationError) as exc:
         catalog.set_status(db, inp.session, inp.product, "fail", str(exc), inputs=fingerprint)
         raise
@@ -634,7 +727,7 @@ def _run_recipe(inp: RecipeInput) -> RecipeResult:
         # the next run tries again instead of skipping it as a known failure
         catalog.set_status(db, inp.session, inp.product, "fail", f"{type(exc).__name__}: {exc}")
         raise
-    return _judged(db, inp, out, qc, fingerprint, passed="made", dropped=dropped)
+    return _judged(db, inp, out, qc, fingerprint, passed="made", dropped=dropped, notes=notes)
 
 
 def _result(inp: RecipeInput, out: Path, **fields: Any) -> RecipeResult:
@@ -685,6 +778,7 @@ def _judged(
     *,
     passed: str,
     dropped: Sequence[str] = (),
+    notes: Sequence[tuple[str, str]] = (),
 ) -> RecipeResult:
     """The result of :func:`_judge`: ``failed``, or ``passed`` (``made``, ``skipped``)."""
     failures, message = _judge(db, inp, out, qc, fingerprint)
@@ -696,6 +790,7 @@ def _judged(
         qc=qc,
         message=message if failures else "",
         dropped=tuple(dropped),
+        notes=tuple(notes),
         substitutions=inp.substitutions,
     )
 
@@ -784,20 +879,24 @@ def _write_product(
     )
 
 
-def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, float], list[str]]:
+def _make(
+    inp: RecipeInput, out: Path, fingerprint: str
+) -> tuple[dict[str, float], list[str], list[tuple[str, str]]]:
     """Make the product: the recipe once for a single-image frame; once per image extension
     for a multi-extension one (each extension calibrated with the same extension of the
     masters), written as one multi-extension file with the raw frame's extension names.
-    Returns the QC values (per extension: ``median[SCI,2]``) and the frames left out."""
+    Returns the QC values (per extension: ``median[SCI,2]``), the frames left out and the
+    recipe's noncritical notes."""
     function = recipe_function(inp.recipe, inp.function)
     extensions = image_extensions(Path(inp.raw[0])) if inp.raw else None
     if extensions is None:
         product, qc, dropped, used = function(inp)
         _write_product(inp, out, product, qc, used, fingerprint)
-        return qc, dropped
+        return qc, dropped, list(product.notes) if isinstance(product, Product) else []
     parts: list[ProductPart] = []
     all_qc: dict[str, float] = {}
     all_dropped: list[str] = []
+    notes: list[tuple[str, str]] = []
     history: list[str] = []
     # the extensions are independent: two at a time (the kernels and most of the FITS I/O
     # release the GIL), in order; one at a time with cosmic rays (astroscrappy runs on every
@@ -814,6 +913,7 @@ def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, floa
         all_qc |= {f"{name}[{label}]": value for name, value in qc.items()}
         all_dropped += [d for d in dropped if d not in all_dropped]
         history += [f"[{label}] {line}" for line in product.history]
+        notes += [(kind, f"[{label}] {message}") for kind, message in product.notes]
         cards = {
             qc_keyword(k): (v if math.isfinite(v) else "nan", f"QC {k}") for k, v in qc.items()
         }
@@ -828,4 +928,4 @@ def _make(inp: RecipeInput, out: Path, fingerprint: str) -> tuple[dict[str, floa
     one_frame = any(part.header is not None for part in parts)
     primary = read_header(Path(inp.raw[0])) if one_frame else None
     write_mef_product(out, parts, cards, [*history, *provenance], primary)
-    return all_qc, all_dropped
+    return all_qc, all_dropped, notes

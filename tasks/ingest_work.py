@@ -336,7 +336,8 @@ def _wcs_header(
     Returns
     -------
     header, wcs_source, note
-        ``wcs_source`` is ``sidecar``, ``feed``, ``fits-header`` or ``avm``.
+        ``wcs_source`` is ``sidecar``, ``feed``, ``fits-header``, ``astrometry`` (a FITS
+        file astroflow's solve step placed) or ``avm``.
     """
     width, height = size
     if sidecar is not None:
@@ -359,6 +360,8 @@ def _wcs_header(
     header = header_from_wcs(loaded.wcs)
     if loaded.kind == "picture":  # AVM counts y from the bottom: rows from the top
         return flip_rows(header, height), "avm", ""
+    if loaded.wcs_origin == "astrometry":  # a reduced frame the solve step placed
+        return header, "astrometry", "placed by its astrometric solution (astrometry.net)"
     return header, "fits-header", ""
 
 

@@ -295,6 +295,14 @@ def prefect_harness() -> Iterator[LossyApi]:
 # -- synthetic data helpers -----------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_astrometry_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames are solved only where a test says so: no astrometry.net index folder by default
+    (a machine with Debian's astrometry-data packages would otherwise solve every reduced
+    frame of every test)."""
+    monkeypatch.setenv("ASTROFLOW_ASTROMETRY_INDEX_DIR", "")
+
+
 @pytest.fixture
 def rng():
     import numpy as np

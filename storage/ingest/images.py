@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from astroflow.models.cascade import WCS_ORIGIN_KEY
 from astroflow.models.errors import ProcessingError, WcsError, one_line
 from astroflow.storage.fits_names import FITS_SUFFIXES as FITS_NAMES
 from astroflow.storage.fits_names import compressed_fits_suffixes
@@ -95,6 +96,9 @@ class LoadedImage:
     wcs: Any | None  # astropy WCS, or a plain TAN header dict (storage.fits_wcs)
     kind: str
     ignored: tuple[str, ...] = ()  # AVM tags left out, unreadable ("Spatial.Notes: <why>")
+    # where a FITS file says its WCS came from (astroflow's products: AF_WCSRC, "astrometry"
+    # for a solved frame); "" when it does not say
+    wcs_origin: str = ""
 
     def close(self) -> None:
         """Release the file behind lazily read pixels (nothing to do for the others)."""
@@ -133,12 +137,13 @@ def read_fits(path: Path, label: str | None = None) -> LoadedImage:
                     if len(shape) != 2 or 0 in shape:
                         continue
                     wcs = celestial_wcs(hdu.header)
+                    origin = str(hdu.header.get(WCS_ORIGIN_KEY, "") or "").strip()
                     if lazy and type(hdu) in (fits.PrimaryHDU, fits.ImageHDU):
                         require_complete(hdu, path)
-                        return LoadedImage(FitsRows(hdul, hdu, shape), wcs, "fits")
+                        return LoadedImage(FitsRows(hdul, hdu, shape), wcs, "fits", (), origin)
                     data = np.asarray(hdu.data).reshape(shape)
                     hdul.close()
-                    return LoadedImage(data, wcs, "fits")
+                    return LoadedImage(data, wcs, "fits", (), origin)
             except BaseException:
                 hdul.close()
                 raise
