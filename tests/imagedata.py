@@ -112,3 +112,40 @@ def astropix_entry(image_id: str, url: str, **extra: object) -> dict:
     }
     entry.update(extra)
     return entry
+
+
+def tile_values(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A tile's values (mean of its colour channels, or its FITS values in top-down rows)
+    and where it has data (opaque, or finite)."""
+    from PIL import Image
+
+    if path.suffix == ".fits":
+        values = fits.getdata(path).astype(np.float64)[::-1]  # FITS tiles: bottom row first
+        return values, np.isfinite(values)
+    pixels = np.asarray(Image.open(path).convert("RGBA")).astype(np.float64)
+    return pixels[..., :3].mean(axis=2), pixels[..., 3] > 0
+
+
+def tile_agreement(pairs: list[tuple[Path, Path]]) -> tuple[float, float, int]:
+    """How two tilings of one image agree: the correlation of (ours, theirs) tile pairs over
+    the pixels both have, the same with our rows reversed (a parity error shows as the
+    reverse correlating better), and how many pairs had enough common pixels to count."""
+    same_a, same_b, flip_a, flip_b = [], [], [], []
+    count = 0
+    for ours, theirs in pairs:
+        assert ours.exists(), f"the peer has tile {theirs}; we have no {ours.name}"
+        a, a_has = tile_values(ours)
+        b, b_has = tile_values(theirs)
+        both, flipped = a_has & b_has, a_has[::-1] & b_has
+        if both.sum() < 100:
+            continue
+        count += 1
+        same_a.append(a[both])
+        same_b.append(b[both])
+        flip_a.append(a[::-1][flipped])
+        flip_b.append(b[flipped])
+    if not count:
+        return float("nan"), float("nan"), 0
+    same = np.corrcoef(np.concatenate(same_a), np.concatenate(same_b))[0, 1]
+    flip = np.corrcoef(np.concatenate(flip_a), np.concatenate(flip_b))[0, 1]
+    return float(same), float(flip), count

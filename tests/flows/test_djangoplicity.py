@@ -16,6 +16,7 @@ from astroflow.flows.ingest import ignore_rejects, ingest_images, stage_sections
 from astroflow.models.ingest import ImageManifest
 from astroflow.storage.ingest.layout import ImageLayout
 from tests.djangoplicity_archive import FakeArchive, bytes_repr
+from tests.imagedata import tile_agreement
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -115,6 +116,17 @@ def test_djangoplicity_archive_ingests_as_toasty_places_it(
             (repo_dir / image_id / ImageLayout.MANIFEST).read_text()
         )
         assert manifest.wcs_source == "feed"
+        # and the pixels: toasty's tiles (its deepest level) are ours, rows the same way up
+        theirs_dir = tmp_path / "toasty" / "out" / image_id
+        level = ours_set.tile_levels
+        pairs = [
+            (repo_dir / image_id / tile.name, tile)
+            for tile in sorted(theirs_dir.glob(f"L{level}X*Y*.png"))
+        ]
+        same, flipped, tiles = tile_agreement(pairs)
+        assert tiles >= 1, image_id
+        assert same > 0.99, (image_id, same, flipped)
+        assert flipped < 0.9, (image_id, same, flipped)
     heic = Folder.from_file(str(repo_dir / "heic2405a" / "index_rel.wtml")).children[0]
     assert heic.name == TITLE  # the bytes repr decoded
     assert "\u00e9quipe" in heic.foreground_image_set.credits
