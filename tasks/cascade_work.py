@@ -465,7 +465,7 @@ def _mbpm(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], list[
     product = Product(
         mask,
         planes=(("RATIO", ratio.astype(np.float32)),),
-        cards={"BUNIT": ("", f"{BPM_FLAT}: flats' ratio, {BPM_HOT}: hot in the dark")},
+        cards={"AF_BPMV": (f"{BPM_FLAT} flats, {BPM_HOT} dark", "mask values: flagged by")},
         history=(*(f"pre: {s}" for s in pre.history), *history),
     )
     return product, qc_bad_pixels(mask, level_ratio), dropped, used

@@ -217,3 +217,45 @@ def test_a_missing_index_is_named_and_the_night_goes_on(
         assert kind == "AstrometryError"
         assert "ASTROFLOW_ASTROMETRY_INDEX_DIR" in message
         assert str(empty) in message
+
+
+def test_a_tan_sip_solution_when_the_rules_ask(
+    index_dir: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sip_order: 2``: the product's header is a TAN-SIP WCS of that order that astropy
+    reads back, and the stars still land within 1 arcsec (the backend and the header, without
+    a night around them)."""
+    from astroflow.models.cascade import RecipeInput, WorkspaceRef
+    from astroflow.models.rules import Solve
+    from astroflow.processing.image_quality import measure_frame
+    from astroflow.tasks.cascade_work import _solve
+
+    folder, catalogue = index_dir
+    monkeypatch.setenv("ASTROFLOW_ASTROMETRY_INDEX_DIR", str(folder))
+    rng = np.random.default_rng(9)
+    image = 300.0 + render_stars(catalogue, TRUE, SHAPE)
+    image = (rng.poisson(image * 1.5) / 1.5 + rng.normal(0, 10, SHAPE)).astype(np.float32)
+    _, sources = measure_frame(image, np.zeros(SHAPE, bool), fit=False)
+    inp = RecipeInput(
+        workspace=WorkspaceRef(root=folder, database_url="sqlite://"),
+        session="base",
+        recipe="reduce",
+        set_name="sip",
+        product="sip",
+        product_path=str(folder / "sip.fits"),
+        raw=(str(folder / "sip_raw.fits"),),
+        solve=Solve(enabled=True, sip_order=2),
+    )
+    header, qc, history, notes = _solve(inp, sources, SHAPE, fits.Header(OFF))
+    assert notes == []
+    assert header["CTYPE1"] == "RA---TAN-SIP"
+    assert header["A_ORDER"] == 2
+    assert "TAN-SIP order 2" in history[0]
+    assert qc["astrometric_rms"] < 0.5
+    wcs = WCS(header)
+    assert wcs.sip is not None
+    truth = WCS(TRUE)
+    x_true, y_true = truth.all_world2pix(catalogue["RA"], catalogue["DEC"], 0)
+    inside = (x_true > 5) & (x_true < SHAPE[1] - 5) & (y_true > 5) & (y_true < SHAPE[0] - 5)
+    x, y = wcs.all_world2pix(catalogue["RA"][inside], catalogue["DEC"][inside], 0)
+    assert np.hypot(x - x_true[inside], y - y_true[inside]).max() * SCALE * 3600 < 1.0
