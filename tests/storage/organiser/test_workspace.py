@@ -86,7 +86,7 @@ def ws(tmp_path: Path) -> Workspace:
 BAD_QC = {
     "unknown-recipe": (
         "mflt:\n  mean: [0.9, 1.1]\n",
-        r"unknown recipe 'mflt' \(known: mbias, mdark",
+        r"unknown recipe 'mflt' \(known: mbias, mbpm, mdark, mflat, reduce\)",
     ),
     "unknown-metric": ("mflat:\n  meen: [0.9, 1.1]\n", r"unknown metric mflat\.meen \(known for"),
     "not-numbers": ("mbias:\n  median: [low, 5]\n", r"mbias\.median must be \[min, max\]"),
