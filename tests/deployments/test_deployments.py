@@ -345,7 +345,7 @@ def test_deploy_worker_and_run(
 def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_path: Path) -> None:
     """A real browser (Debian's chromium, headless, driven by playwright-core) opens the
     finished process-night run in the Prefect UI, clicks its Artifacts tab and finds the
-    report's product table, the failed master flat in it."""
+    report's product table, the failed master flat in it, and the night's picture drawn."""
     env = prefect_server
     ws, repo = tmp_path / "ws", tmp_path / "repo"
     ws.mkdir()
@@ -388,6 +388,8 @@ def test_prefect_ui_shows_the_night_report(prefect_server: dict[str, str], tmp_p
     if os.environ.get("KEEP_SHOT"):
         shutil.copy(shot, ROOT / "night-report.png")
     assert '"fits":true' in browser.stdout, browser.stdout  # no horizontal scrolling at 1400 px
+    found = json.loads(browser.stdout.strip().splitlines()[-1])
+    assert found["pictures"] >= 1, found  # the night's FWHM and sky picture, drawn
     assert shot.stat().st_size > 10_000  # a real screenshot of the rendered table
 
 

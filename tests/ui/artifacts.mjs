@@ -1,5 +1,6 @@
 // Opens a flow run in the Prefect UI (headless Debian chromium), clicks its Artifacts tab, and
-// looks for the report's product table, and whether it fits the 1400 px page. Prints what it found as JSON; exit 1 when absent.
+// looks for the report's product table, whether it fits the 1400 px page, and how many of its
+// PNG pictures the UI drew. Prints what it found as JSON; exit 1 when absent.
 //   node tests/ui/artifacts.mjs UI_URL FLOW_RUN_ID ARTIFACT_KEY TEXT SCREENSHOT.png
 import { chromium } from "playwright-core";
 
@@ -45,6 +46,14 @@ try {
     return out;
   });
   found.fits = wide.length === 0;
+  // the report's pictures (PNG data URIs): drawn by the UI, not stripped by its sanitizer
+  await page.waitForTimeout(1000);
+  found.pictures = await page.evaluate(
+    () =>
+      [...document.querySelectorAll("img")].filter(
+        (i) => i.src.startsWith("data:image/png") && i.complete && i.naturalWidth > 0,
+      ).length,
+  );
   found.wide = wide.slice(0, 5);
   await page.screenshot({ path: screenshot, fullPage: true });
 } catch (err) {
