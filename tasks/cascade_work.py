@@ -173,6 +173,34 @@ def _all_inputs(inp: RecipeInput) -> list[Path]:
     return [Path(p) for p in inp.raw] + [Path(p) for _, p in inp.calibrations]
 
 
+#: The options of the rules a product depends on besides its input files (its QC ranges are
+#: not among them: a range change re-judges, it does not remake).
+RECIPE_OPTIONS = (
+    "function",
+    "detector",
+    "cosmic_rays",
+    "combine",
+    "image_quality",
+    "bad_pixels",
+    "bad_pixel_mask",
+    "solve",
+)
+
+
+def _fingerprint(inp: RecipeInput) -> str:
+    """What a product is made from: its input files (path, size, mtime; the static
+    bad-pixel mask's too) and the recipe's options in the rules, so that a changed option
+    (cosmic rays turned on, another combine method) remakes it like a changed frame."""
+    import hashlib
+    import json
+
+    files = _all_inputs(inp) + ([Path(inp.bad_pixels)] if inp.bad_pixels else [])
+    options = inp.model_dump(mode="json", include=set(RECIPE_OPTIONS))
+    digest = hashlib.sha256(inputs_hash([p for p in files if p.exists()]).encode())
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
 def _of_common_shape(frames: list[Any]) -> tuple[list[Any], list[str]]:
     """The frames of the set's shape (the most common one; ties: the first frame's), and a
     reason for each other frame, which is dropped like an unreadable one."""
@@ -670,9 +698,8 @@ def run_recipe(inp: RecipeInput) -> RecipeResult:
 def _run_recipe(inp: RecipeInput) -> RecipeResult:
     db = Workspace.from_ref(inp.workspace).database()
     out = Path(inp.product_path)
-    inputs = _all_inputs(inp)
     try:
-        fingerprint = inputs_hash([p for p in inputs if p.exists()])
+        fingerprint = _fingerprint(inp)
     except OSError:
         fingerprint = ""
     statuses = catalog.status_rows(db, inp.session)

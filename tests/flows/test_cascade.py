@@ -603,3 +603,31 @@ def test_flats_of_one_level_fail_the_mask_and_reduce_goes_on_without_it(tmp_path
     sof = sorted((ws / "sessions" / "base" / "sof").glob("*_RED.sof"))[0].read_text()
     assert "MASTER_BPM" not in sof.replace("no MASTER_BPM matches", "")
     assert "no MASTER_BPM matches (optional: left out)" in sof
+
+
+def test_a_changed_recipe_option_remakes_its_products_only(tmp_path: Path) -> None:
+    """A product is made from its frames and its recipe's options: another combine method for
+    the flats remakes the flats and what used them; the biases and darks are skipped."""
+    import yaml
+
+    from astroflow.models.rules import RULESETS_DIR
+
+    rules = tmp_path / "rules.yaml"
+    data = yaml.safe_load((RULESETS_DIR / "generic-ccd.yaml").read_text())
+    rules.write_text(yaml.safe_dump(data))
+    ws = tmp_path / "ws"
+    make_workspace(ws, np.random.default_rng(11), shape=SHAPE)
+    prepare_workspace(str(ws), rules=str(rules))
+    first = calibration_cascade(str(ws))
+    assert first.failed == ()
+    again = calibration_cascade(str(ws))
+    assert again.made == ()  # nothing changed: nothing remade
+
+    for recipe in data["recipes"]:
+        if recipe["name"] == "mflat":
+            recipe["combine"] = {"method": "median", "sigma": None}
+    rules.write_text(yaml.safe_dump(data))
+    changed = calibration_cascade(str(ws))
+    remade = {changed.recipes[name] for name in changed.made}
+    assert remade == {"mflat", "reduce"}, changed.made
+    assert all(changed.recipes[name] in ("mbias", "mdark") for name in changed.skipped)
