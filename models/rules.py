@@ -112,6 +112,16 @@ class Detector(BaseModel):
         ADU of the raw frame at or above which a pixel is saturated.
     extensions
         Overrides per extension name (``SCI``, ``CHIP1``...).
+    outputs
+        ``eso``: one image read by several outputs (amplifiers), each described by ESO's
+        ``DET OUTi`` keywords (``X``/``Y`` location of the output, ``NX``/``NY`` valid pixels,
+        ``PRSCX``/``OVSCX``/``PRSCY``/``OVSCY`` pre- and overscan, ``CONAD`` e-/ADU, ``RON``
+        e-; ``DET OUTPUTS`` of them, or the unnumbered ``DET OUT`` keywords of a one-output
+        extension): each output is overscan-subtracted with its own strip and gain-corrected
+        with its own ``CONAD``, and the outputs' valid pixels are joined into one image
+        (pre- and overscans dropped). ``gain``/``read_noise`` given as numbers apply to every
+        output; ``overscan``/``trim`` are then not used. A frame without the keywords is
+        processed as it is (a ``required`` property still fails it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -126,11 +136,21 @@ class Detector(BaseModel):
     saturation: DetectorValue | None = None
     required: tuple[Literal["overscan", "trim", "gain", "read_noise", "saturation"], ...] = ()
     extensions: dict[str, dict[str, object]] = {}
+    outputs: Literal["eso"] | None = None
 
     @field_validator("overscan", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return (value,) if isinstance(value, str | int | float) else value
+
+    @model_validator(mode="after")
+    def _outputs_own_their_sections(self) -> Detector:
+        if self.outputs is not None and (self.overscan or self.trim is not None):
+            raise ValueError(
+                f"outputs: {self.outputs} reads each output's sections from the header; "
+                "leave overscan and trim out"
+            )
+        return self
 
     def for_extension(self, name: str) -> Detector:
         """The definition of extension ``name`` (its overrides applied)."""

@@ -6,7 +6,7 @@ arrays in ADU or electrons (float32 in, float64 where precision matters).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from astropy.stats import mad_std, sigma_clipped_stats
@@ -164,6 +164,31 @@ def reduce_frame(
         variance,
         mask,
     )
+    return science, variance, mask
+
+
+def reduce_regions(
+    raw: np.ndarray,
+    bias: np.ndarray,
+    dark: np.ndarray,
+    flat: np.ndarray,
+    exptime: float,
+    gain: float,
+    regions: Sequence[tuple[tuple[slice, slice], float]],
+    saturation: float = 65000.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reduce_frame` of an image whose parts (the outputs of several amplifiers) have
+    their own read noise: ``regions`` are ``((rows, columns), read noise)``, together
+    covering the image."""
+    science = np.empty(raw.shape, np.float32)
+    variance = np.empty(raw.shape, np.float32)
+    mask = np.zeros(raw.shape, np.uint8)
+    for (rows, columns), noise in regions:
+        part = (rows, columns)
+        s, v, m = reduce_frame(
+            raw[part], bias[part], dark[part], flat[part], exptime, gain, noise, saturation
+        )
+        science[part], variance[part], mask[part] = s, v, m
     return science, variance, mask
 
 

@@ -9,13 +9,14 @@ the frame's header by the caller.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from astroflow.models.errors import CalibrationError, ProcessingError
 from astroflow.models.rules import Detector, DetectorValue
+from astroflow.processing.outputs import Output, eso_outputs, outputs_shape, raw_outputs
 from astroflow.processing.sections import parse_section
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "overscan_model",
     "preprocess",
     "preprocess_frame",
+    "raw_kept",
     "variance_electrons",
 ]
 
@@ -66,6 +68,9 @@ class Preprocessed:
     data: np.ndarray  # float64, electrons (ADU when no gain was applied)
     steps: tuple[str, ...]
     origin: tuple[int, int]  # 0-based (x0, y0) of the kept region in the raw frame
+    #: ``((rows, columns), read noise e-)`` of each output of a several-output image (empty:
+    #: one output, the geometry's read noise)
+    regions: tuple[tuple[tuple[slice, slice], float | None], ...] = ()
 
 
 def preprocess(
@@ -162,6 +167,8 @@ class Geometry:
     read_noise: float | None
     saturation: float | None
     sources: tuple[str, ...]  # where each came from, for HISTORY ("gain 1.9 from GAIN")
+    #: the outputs of an image several amplifiers read (``outputs: eso``); empty: one
+    outputs: tuple[Output, ...] = ()
 
 
 def _lookup(
@@ -210,6 +217,10 @@ def geometry(
         that is not a number or a section.
     """
     need = set(detector.required)
+    if detector.outputs == "eso":
+        outputs = eso_outputs(header, shape, frame)
+        if outputs:
+            return _outputs_geometry(detector, header, frame, outputs)
     sources: list[str] = []
     overscans = []
     for item in detector.overscan:
@@ -262,10 +273,90 @@ def geometry(
     )
 
 
+def _outputs_geometry(
+    detector: Detector, header: Mapping[str, Any], frame: str, outputs: tuple[Output, ...]
+) -> Geometry:
+    """A several-output image's geometry: each output's gain and read noise from its
+    ``CONAD``/``RON`` unless the rules give numbers for all."""
+    need = set(detector.required)
+    sources = [f"{len(outputs)} output(s) from ESO DET OUTi"]
+    fixed = {}
+    for what in ("gain", "read_noise"):
+        value = getattr(detector, what)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            fixed[what] = float(value)
+            sources.append(f"{what.replace('_', ' ')} {value:g} from the rules")
+    resolved = []
+    for o in outputs:
+        o = replace(o, **fixed) if fixed else o
+        for what, key in (("gain", "CONAD"), ("read_noise", "RON")):
+            if getattr(o, what) is None and what in need:
+                keyword = f"ESO DET {o.name} {key}" if o.name != "OUT" else f"ESO DET OUT {key}"
+                raise CalibrationError(
+                    f"{frame}: no {keyword} in its header ({what.replace('_', ' ')} is required)"
+                )
+        if "gain" not in fixed and o.gain is not None:
+            sources.append(f"gain {o.gain:g} from ESO DET {o.name} CONAD")
+        resolved.append(o)
+    gains = [o.gain for o in resolved]
+    if any(g is None for g in gains) and any(g is not None for g in gains):
+        missing = next(o.name for o in resolved if o.gain is None)
+        raise CalibrationError(
+            f"{frame}: ESO DET {missing} CONAD is missing while other outputs have one"
+        )
+    saturation, source = _lookup(
+        detector.saturation, header, "saturation", frame, "saturation" in need, section=False
+    )
+    if source:
+        sources.append(source)
+    noises = [o.read_noise for o in resolved if o.read_noise is not None]
+    return Geometry(
+        overscans=(),
+        trim=None,
+        # the lowest gain turns the saturation (ADU) into the fewest electrons
+        gain=min(g for g in gains if g is not None) if gains[0] is not None else None,
+        read_noise=max(noises) if noises else None,
+        saturation=saturation,
+        sources=tuple(sources),
+        outputs=tuple(resolved),
+    )
+
+
 def preprocess_frame(
     raw: np.ndarray, geo: Geometry, method: str, order: int | None
 ) -> Preprocessed:
-    """:func:`preprocess` with a resolved :class:`Geometry`."""
-    return preprocess(
-        raw, overscans=geo.overscans, trim=geo.trim, gain=geo.gain, method=method, order=order
-    )
+    """:func:`preprocess` with a resolved :class:`Geometry`; a several-output image output
+    by output (each with its own strip and gain), its outputs' valid pixels joined."""
+    if not geo.outputs:
+        return preprocess(
+            raw, overscans=geo.overscans, trim=geo.trim, gain=geo.gain, method=method, order=order
+        )
+    image = np.empty(outputs_shape(geo.outputs), np.float64)
+    steps = []
+    for o in geo.outputs:
+        done = preprocess(
+            raw,
+            overscans=(o.overscan,) if o.overscan is not None else (),
+            trim=o.valid,
+            gain=o.gain,
+            method=method,
+            order=order,
+        )
+        image[o.region] = done.data
+        rows, columns = o.valid
+        steps.append(
+            f"{o.name} (x {columns.start + 1}..{columns.stop}, y {rows.start + 1}..{rows.stop}"
+            f" to x {o.place[1] + 1}, y {o.place[0] + 1}): {'; '.join(done.steps)}"
+        )
+    first = min(geo.outputs, key=lambda o: o.place)  # the product's pixel (0, 0)
+    origin = (first.valid[1].start, first.valid[0].start)
+    regions = tuple((o.region, o.read_noise) for o in geo.outputs)
+    return Preprocessed(image, tuple(steps), origin, regions)
+
+
+def raw_kept(raw: np.ndarray, geo: Geometry) -> np.ndarray:
+    """The raw pixels (ADU) that make the product, laid out as it is: what saturation is
+    judged on."""
+    if geo.outputs:
+        return raw_outputs(raw, geo.outputs)
+    return raw[geo.trim] if geo.trim is not None else raw

@@ -57,13 +57,20 @@ from astroflow.processing.calibration import (
     qc_flat,
     qc_science,
     reduce_frame,
+    reduce_regions,
     sampled,
     within,
 )
 from astroflow.processing.combine import clipped_mean, combine_with, row_chunks
 from astroflow.processing.cosmics import MASK_COSMIC_RAY, detect_cosmic_rays
 from astroflow.processing.image_quality import measure_frame
-from astroflow.processing.preprocess import Geometry, Preprocessed, geometry, preprocess_frame
+from astroflow.processing.preprocess import (
+    Geometry,
+    Preprocessed,
+    geometry,
+    preprocess_frame,
+    raw_kept,
+)
 from astroflow.processing.wcs import pixel_scale_arcsec, trimmed_header
 from astroflow.storage.astrometry import AstrometryNet, SolveHint, solver_available
 from astroflow.storage.database import Database
@@ -592,7 +599,7 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
     else:
         done, geo = _preprocessed(inp, raw, raw_path)
         frame, steps, origin = done.data, (*done.steps, *geo.sources), done.origin
-        adu = raw[geo.trim] if geo.trim is not None else raw  # saturation is judged in ADU
+        adu = raw_kept(raw, geo)  # saturation is judged in ADU
         gain = 1.0 if geo.gain is not None else float(header.get(inp.gain_key, 1.0) or 1.0)
         ron = geo.read_noise if geo.read_noise is not None else ron
         saturation = geo.saturation if geo.saturation is not None else 65535.0
@@ -601,7 +608,13 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         raise CalibrationError(
             f"{raw_path.name}: shape {frame.shape} differs from calibrations {bias.shape}"
         )
-    science, variance, mask = reduce_frame(frame, bias, dark, flat, exptime, gain, ron, np.inf)
+    if inp.detector is not None and done.regions:  # outputs with their own read noise
+        regions = [(part, ron if noise is None else noise) for part, noise in done.regions]
+        science, variance, mask = reduce_regions(
+            frame, bias, dark, flat, exptime, gain, regions, np.inf
+        )
+    else:
+        science, variance, mask = reduce_frame(frame, bias, dark, flat, exptime, gain, ron, np.inf)
     mask[np.asarray(adu) >= saturation] |= MASK_SATURATED
     if inp.bad_pixels:
         mask[_bad_pixels(inp, mask.shape)] |= MASK_BAD_PIXEL

@@ -143,6 +143,7 @@ def two_amp_night(root: Path, rng: np.random.Generator) -> Path:
         frame("bias", n, 0.0, 0.0, 61050.10 + n * 1e-3)
     for n in range(3):
         frame("dark", n, 60.0, 0.1 * 60.0, 61050.11 + n * 1e-3)
+    for n in range(5):
         frame("flat", n, 5.0, 20000.0, 61050.12 + n * 1e-3)
     for n in range(2):
         frame("object", n, 60.0, 800.0, 61050.20 + n * 1e-3)
@@ -158,3 +159,63 @@ def clipped_mean(frames: list[np.ndarray]) -> np.ndarray:
             np.stack(frames), sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std", axis=0
         ).mean(axis=0)
     return np.ma.filled(ref, np.nan)
+
+
+#: The outputs of the seeded ESO chip (one array, two outputs side by side, as FORS2 and
+#: EFOSC2 write them): name, X location, CONAD (e-/ADU), RON (e-), and where ccdproc finds
+#: its overscan and valid pixels (FITS sections, written out by hand from ESO's layout:
+#: [prescan][valid][overscan] for the output at X = 1, [overscan][valid][prescan] for the
+#: one at the far end).
+ESO_OUTPUTS = (
+    ("OUT1", 1, 1.5, 4.0, "[53:58,1:64]", "[5:52,1:64]"),
+    ("OUT2", 96, 2.2, 6.0, "[59:64,1:64]", "[65:112,1:64]"),
+)
+
+
+def eso_outputs_night(root: Path, rng: np.random.Generator) -> Path:
+    """A seeded night of an ESO imager writing one array per frame that two outputs read
+    (64 rows by 116 columns: per output 48 valid columns, a 4-column prescan and a 6-column
+    overscan), described by ``ESO DET OUTi`` keywords, each output with its own bias level,
+    CONAD and RON; ESO DPR keywords, a TAN WCS. 5 biases, 3 darks, 5 flats, 2 science."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows, cols = 64, 116
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    valid = {"OUT1": slice(4, 52), "OUT2": slice(64, 112)}
+
+    def frame(kind: str, n: int, exptime: float, signal: float, mjd: float) -> None:
+        h = fits.Header()
+        catg, dpr_type = ("SCIENCE", "OBJECT") if kind == "object" else ("CALIB", kind.upper())
+        if kind == "flat":
+            dpr_type = "FLAT,SKY"
+        h.update({"INSTRUME": "FORS2", "EXPTIME": exptime, "MJD-OBS": mjd})
+        h.update({"HIERARCH ESO DPR CATG": catg, "HIERARCH ESO DPR TYPE": dpr_type})
+        h["HIERARCH ESO DPR TECH"] = "IMAGE,JITTER" if kind == "object" else "IMAGE"
+        h.update({"HIERARCH ESO INS FILT1 NAME": "R_SPECIAL", "HIERARCH ESO DET BINX": 1})
+        h.update({"HIERARCH ESO DET BINY": 1, "HIERARCH ESO DET READ SPEED": "normal"})
+        h.update({"HIERARCH ESO TEL GEOLON": -70.4045, "HIERARCH ESO DET OUTPUTS": 2})
+        h.update({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0, "CRVAL2": -30.0})
+        h.update({"CRPIX1": 60.0, "CRPIX2": 32.0, "CD1_1": -7e-5, "CD2_2": 7e-5})
+        adu = np.zeros((rows, cols))
+        pattern = 1.0 - 0.1 * ((xx - 58) ** 2 + (yy - 32) ** 2) / 4000.0
+        electrons = rng.poisson(signal * pattern) if signal else np.zeros((rows, cols))
+        for name, x, conad, ron, _, _ in ESO_OUTPUTS:
+            p = f"HIERARCH ESO DET {name} "
+            h.update({p + "X": x, p + "Y": 1, p + "NX": 48, p + "NY": 64, p + "PRSCX": 4})
+            h.update({p + "OVSCX": 6, p + "PRSCY": 0, p + "OVSCY": 0, p + "CONAD": conad})
+            h.update({p + "RON": ron, p + "GAIN": round(1 / conad, 3)})
+            port = slice(0, 58) if name == "OUT1" else slice(58, 116)
+            level = 200.0 + (40.0 if name == "OUT2" else 0.0) + 2.0 * yy[:, port] / rows
+            noise = rng.normal(0.0, ron / conad, (rows, 58))
+            adu[:, port] = level + rng.normal(0, 0.5) + noise
+            adu[:, valid[name]] += electrons[:, valid[name]] / conad
+        fits.PrimaryHDU(np.round(adu).astype(np.uint16), h).writeto(root / f"fors_{kind}_{n}.fits")
+
+    for n in range(5):
+        frame("bias", n, 0.0, 0.0, 61050.10 + n * 1e-3)
+    for n in range(3):
+        frame("dark", n, 60.0, 0.1 * 60.0, 61050.11 + n * 1e-3)
+    for n in range(5):
+        frame("flat", n, 5.0, 20000.0, 61050.12 + n * 1e-3)
+    for n in range(2):
+        frame("object", n, 60.0, 800.0, 61050.20 + n * 1e-3)
+    return root
