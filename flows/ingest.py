@@ -133,7 +133,7 @@ def process_images(
     ids = open_stage_task(work_dir, "out_todo", "cache_todo")
     runner = make_task_runner(task_runner)
     summary = tile_images.with_options(task_runner=runner)(
-        ids, work_dir, config.publish_url_prefix, png_level, tile_workers
+        ids, work_dir, config.publish_url_prefix, png_level, tile_workers, config.fits_tiles
     )
     return end_stage(summary, "Process")
 
@@ -145,15 +145,18 @@ def tile_images(
     publish_url_prefix: str,
     png_level: int,
     tile_workers: int | None,
+    fits_tiles: str = "fits",
 ) -> StageSummary:
     """One ``process-image`` task per fetched image, on the task runner ``process-images``
-    chose; AVM tags left out of an image become noncritical reports."""
+    chose; AVM tags left out of an image become noncritical reports. FITS inputs become
+    tiled FITS or PNG tiles as the repository's config says (``fits_tiles``)."""
     futures = process_image_task.map(
         ids,
         unmapped(work_dir),
         unmapped(publish_url_prefix),
         unmapped(png_level),
         unmapped(tile_workers),
+        unmapped(fits_tiles),
     )
     done, errors = collect(futures, ids, "process")
     errors += ignored_tags(done)

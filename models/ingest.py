@@ -35,6 +35,10 @@ class PipelineConfig(BaseModel):
     publish_url_prefix: str
     folder_name: str
     folder_thumbnail_url: str = ""
+    #: FITS inputs become WWT's tiled FITS (``fits``: float tiles, the viewer stretches
+    #: them) or 8-bit PNG tiles of a fixed 0.5-99.5 % stretch (``png``: for clients without
+    #: FITS support)
+    fits_tiles: Literal["fits", "png"] = "fits"
 
     @field_validator("publish_url_prefix")
     @classmethod
@@ -188,6 +192,19 @@ class StudyPlacement(BaseModel):
     ra_hours: float  # true image centre
     dec_deg: float
     zoom_level: float
+
+
+class StretchHints(BaseModel):
+    """What the WTML tells WWT of a tiled-FITS study's values (``DataMin``, ``DataMax``,
+    ``PixelCutLow``, ``PixelCutHigh``; the image's unit): the range of its data and the cut
+    the web client's stretch starts from (the viewer can change it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_min: float | None
+    data_max: float | None
+    cut_low: float
+    cut_high: float
 
 
 class StageSummary(BaseModel):

@@ -48,9 +48,15 @@ def process_image_task(
     publish_url_prefix: str,
     png_level: int = DEFAULT_PNG_LEVEL,
     workers: int | None = None,
+    fits_tiles: str = "fits",
 ) -> ImageManifest:
     return process_image(
-        image_id, work_dir, publish_url_prefix, png_level=png_level, workers=workers
+        image_id,
+        work_dir,
+        publish_url_prefix,
+        png_level=png_level,
+        workers=workers,
+        fits_tiles=fits_tiles,
     )
 
 

@@ -23,7 +23,8 @@ from astroflow.models import astroflow_version
 from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError, one_line
 from astroflow.models.ingest import Candidate, ImageManifest, Reject, ReviewDecision
 from astroflow.models.repository import PutTreeResult
-from astroflow.processing.render import RenderedRows
+from astroflow.processing.fits_tiling import fits_study_tiles, stretch_hints
+from astroflow.processing.render import RenderedRows, render
 from astroflow.processing.tiling import TILE, count_tiles, study_tiles, thumbnail_box
 from astroflow.processing.wcs import (
     avm_to_header,
@@ -36,6 +37,7 @@ from astroflow.processing.wcs import (
 from astroflow.storage.disk import require_free
 from astroflow.storage.files import file_digest, write_json_atomic
 from astroflow.storage.ingest.avm import has_avm
+from astroflow.storage.ingest.fits_tiles import write_fits_tiles
 from astroflow.storage.ingest.images import (
     DEFAULT_PNG_LEVEL,
     WCS_SIDECAR,
@@ -51,6 +53,7 @@ from astroflow.storage.ingest.layout import ImageLayout
 from astroflow.storage.ingest.repository_ref import RepositoryRef
 from astroflow.storage.ingest.workdir import CANDIDATE_FILE, WorkDir
 from astroflow.storage.ingest.wtml import PlaceEntry, index_documents, read_place, study_folder
+from astroflow.storage.png import encode_png
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +226,12 @@ def process_image(
     *,
     png_level: int = DEFAULT_PNG_LEVEL,
     workers: int | None = None,
+    fits_tiles: str = "fits",
 ) -> ImageManifest:
     """Turn ``cache_todo/<id>`` into ``out_todo/<id>``, then move the input to ``cache_done``.
 
+    A FITS input becomes WWT's tiled FITS (``fits_tiles="fits"``: float tiles, the WTML's
+    data range and cut, a PNG preview of the top level) or 8-bit PNG tiles (``"png"``).
     The WCS is validated before any tiling. On failure the input stays in ``cache_todo`` with
     ``error.txt``, and nothing is left in ``out_todo``.
     """
@@ -244,9 +250,12 @@ def process_image(
         want_wcs = candidate.avm is None and sidecar is None
         loaded = read_image(image_path, want_wcs=want_wcs, label=label)
         height, width = loaded.pixels.shape[:2]
-        # tiles: at most half of their raw RGBA bytes once PNG-encoded (measured: far less)
+        # PNG tiles: at most half of their raw RGBA bytes once encoded (measured: far less);
+        # FITS tiles: their float32 values and a header
+        as_fits = loaded.kind == "fits" and fits_tiles == "fits"
         expected = count_tiles(width, height)
-        require_free(wd.root, expected * TILE * TILE * 2, f"tiling {label} ({expected} tiles)")
+        per_tile = TILE * TILE * 4 + 2 * 2880 if as_fits else TILE * TILE * 2
+        require_free(wd.root, expected * per_tile, f"tiling {label} ({expected} tiles)")
         with _named(label):
             header, wcs_source, wcs_note = _wcs_header(
                 candidate, loaded, image_path, sidecar, (width, height)
@@ -255,11 +264,18 @@ def process_image(
             place = placement(header, width, height)  # validates before any tiling
         pixels = flip_vertical(loaded.pixels) if flip else loaded.pixels
         image = RenderedRows(pixels) if loaded.kind == "fits" else pixels  # 8-bit, alpha last
-        del pixels  # (image holds what is still needed)
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
-        tiles = study_tiles(image, plain_mean=box_reduce_2x2)
-        count, _ = write_tiles(tiles, part, workers=workers, png_level=png_level)
+        hints = None
+        if as_fits:
+            count, _, top = write_fits_tiles(fits_study_tiles(pixels), part, workers=workers)
+            hints = stretch_hints(top)
+            preview = render(top.values, image.vmin, image.vmax)
+            (part / ImageLayout.PREVIEW).write_bytes(encode_png(preview, png_level))
+        else:
+            tiles = study_tiles(image, plain_mean=box_reduce_2x2)
+            count, _ = write_tiles(tiles, part, workers=workers, png_level=png_level)
+        del pixels  # (image holds what is still needed)
         write_thumbnail(image, part / ImageLayout.THUMBNAIL, thumbnail_box(width, height))
         loaded.close()  # a FITS input is read band by band from the open file
         folder = study_folder(
@@ -270,6 +286,7 @@ def process_image(
             description=candidate.description,
             description_on_place=candidate.description_on_place,
             annotation=candidate.annotation,
+            fits=hints,
         )
         rel, absolute = index_documents(
             folder, f"{publish_url_prefix}{image_id}/", candidate.last_updated

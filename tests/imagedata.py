@@ -149,3 +149,25 @@ def tile_agreement(pairs: list[tuple[Path, Path]]) -> tuple[float, float, int]:
     same = np.corrcoef(np.concatenate(same_a), np.concatenate(same_b))[0, 1]
     flip = np.corrcoef(np.concatenate(flip_a), np.concatenate(flip_b))[0, 1]
     return float(same), float(flip), count
+
+
+def toasty_fits_study(image: Path, out: Path, name: str) -> Path:
+    """toasty 0.20.1's tiled-FITS study of a FITS file as its own code makes it: the steps of
+    ``toasty tile-study`` (``prepare_study_tiling``, ``ensure_negative_parity``,
+    ``apply_wcs_info``, ``execute_study_tiling``), then ``Builder.cascade`` (the parents and
+    the WTML's data range and cut), then ``index_rel.wtml``. Returns ``out``."""
+    from toasty.builder import Builder
+    from toasty.image import ImageLoader
+    from toasty.pyramid import PyramidIO
+
+    img = ImageLoader().load_path(str(image))
+    builder = Builder(PyramidIO(str(out), default_format=img.default_format))
+    tiling = builder.prepare_study_tiling(img)
+    img.ensure_negative_parity()
+    builder.apply_wcs_info(img.wcs, img.width, img.height)
+    builder.make_placeholder_thumbnail()
+    builder.execute_study_tiling(img, tiling)
+    builder.cascade()
+    builder.set_name(name)
+    builder.write_index_rel_wtml()
+    return out

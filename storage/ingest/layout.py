@@ -8,7 +8,9 @@ folder ``out_todo/<id>/`` of the work folder) holding::
     index_rel.wtml             the same with URLs relative to the folder
     astroflow-manifest.json    what was ingested (source, version, input hash, WCS source)
     thumb.jpg                  96x45 thumbnail
-    L{level}X{x}Y{y}.png       tiles (``processing.tiling.Tile.name``)
+    L{level}X{x}Y{y}.png       tiles (``processing.tiling.Tile.name``), or for a FITS input
+    {level}/{y}/{y}_{x}.fits   WWT's tiled FITS (``processing.fits_tiling.FitsTile.name``)
+                               and preview.png, its top level rendered as 8-bit
     skip.flag                  instead of all the above: never fetch this id (holds the reason)
 
 The repository's root holds ``index.wtml`` (every image, newest first) and
@@ -40,6 +42,8 @@ class ImageLayout:
     INDEX_REL: ClassVar[str] = "index_rel.wtml"
     MANIFEST: ClassVar[str] = "astroflow-manifest.json"
     THUMBNAIL: ClassVar[str] = "thumb.jpg"
+    #: a FITS study's top level (256x256) rendered with the PNG tiles' stretch
+    PREVIEW: ClassVar[str] = "preview.png"
     SKIP_FLAG: ClassVar[str] = "skip.flag"
     #: The root index of a repository (all images), at its top level.
     ROOT_INDEX: ClassVar[str] = "index.wtml"

@@ -18,10 +18,12 @@ from wwt_data_formats.imageset import ImageSet
 from wwt_data_formats.place import Place
 
 from astroflow.models.errors import ProcessingError
-from astroflow.models.ingest import StudyPlacement, parse_timestamp
+from astroflow.models.ingest import StretchHints, StudyPlacement, parse_timestamp
 from astroflow.storage.ingest.layout import ImageLayout
 
 URL_TEMPLATE = "L{1}X{2}Y{3}.png"
+#: WWT's tiled-FITS layout, as toasty writes it (``processing.fits_tiling.FitsTile.name``)
+FITS_URL_TEMPLATE = "{1}/{3}/{3}_{2}.fits"
 
 
 def _doc_bytes(element: ET.Element) -> bytes:
@@ -39,12 +41,14 @@ def study_folder(
     description: str = "",
     description_on_place: bool = False,
     annotation: str = "",
+    fits: StretchHints | None = None,
 ) -> Folder:
     """A one-Place folder for a tiled study, with relative URLs (``index_rel.wtml``).
 
     The description goes on the ImageSet, or on the Place with ``description_on_place``
     (toasty's choice for Djangoplicity images); ``annotation`` is the Place's
-    ``Annotation``.
+    ``Annotation``. With ``fits`` the tiles are WWT's tiled FITS (``FileType=".fits"``,
+    toasty's URL template) and the ImageSet carries their data range and cut.
     """
     imgset = ImageSet()
     imgset.name = name
@@ -54,8 +58,15 @@ def study_folder(
     imgset.sparse = True
     imgset.bottoms_up = False
     imgset.width_factor = 2
-    imgset.file_type = ".png"
-    imgset.url = URL_TEMPLATE
+    imgset.file_type = ".png" if fits is None else ".fits"
+    imgset.url = URL_TEMPLATE if fits is None else FITS_URL_TEMPLATE
+    if fits is not None:
+        if fits.data_min is not None:
+            imgset.data_min = fits.data_min
+        if fits.data_max is not None:
+            imgset.data_max = fits.data_max
+        imgset.pixel_cut_low = fits.cut_low
+        imgset.pixel_cut_high = fits.cut_high
     imgset.thumbnail_url = ImageLayout.THUMBNAIL
     imgset.center_x = p.center_x
     imgset.center_y = p.center_y

@@ -39,11 +39,13 @@ from tests.imagedata import astropix_entry, tan_wcs, tile_agreement, write_avm_j
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
 
-def _config(repo_dir: Path, source: str, prefix: str = "https://data.example.org/wwt") -> None:
+def _config(
+    repo_dir: Path, source: str, prefix: str = "https://data.example.org/wwt", extra: str = ""
+) -> None:
     repo_dir.mkdir(parents=True, exist_ok=True)
     (repo_dir / "toasty-pipeline-config.yaml").write_text(
         f"source_type: folder\npublish_url_prefix: {prefix}\nfolder_name: Night images\n"
-        f"folder_thumbnail_url: {prefix}/thumb.jpg\nfolder:\n  path: {source}\n"
+        f"folder_thumbnail_url: {prefix}/thumb.jpg\nfolder:\n  path: {source}\n{extra}"
     )
 
 
@@ -132,13 +134,14 @@ def test_folder_ingest_end_to_end_local(tmp_path: Path, source: dict) -> None:
     assert imgset.projection.value == "Tan"
     assert imgset.sparse
     assert not imgset.bottoms_up
-    assert imgset.url == "https://data.example.org/wwt/m42_field/L{1}X{2}Y{3}.png"
+    assert imgset.url == "https://data.example.org/wwt/m42_field/{1}/{3}/{3}_{2}.fits"
+    assert imgset.file_type == ".fits"  # a FITS input: WWT's tiled FITS
     assert imgset.thumbnail_url == "https://data.example.org/wwt/m42_field/thumb.jpg"
     assert place.ra_hr == pytest.approx(peer_place.ra_hr)
     assert place.dec_deg == pytest.approx(peer_place.dec_deg)
     assert place.zoom_level == pytest.approx(peer_place.zoom_level)
     rel = Folder.from_file(str(repo_dir / "m42_field" / "index_rel.wtml"))
-    assert rel.children[0].foreground_image_set.url == "L{1}X{2}Y{3}.png"
+    assert rel.children[0].foreground_image_set.url == "{1}/{3}/{3}_{2}.fits"
     with Image.open(repo_dir / "m42_field" / "thumb.jpg") as thumb:
         assert thumb.size == (96, 45)
 
@@ -235,9 +238,10 @@ def test_folder_ingest_to_azurite(
     assert fetch.new == ("ngc1",)
     assert publish.done == ("ngc1",)
     keys = set(repo.find("ngc1"))
-    assert {"ngc1/index.wtml", "ngc1/index_rel.wtml", "ngc1/thumb.jpg", "ngc1/L0X0Y0.png"} <= keys
+    assert {"ngc1/index.wtml", "ngc1/index_rel.wtml", "ngc1/thumb.jpg", "ngc1/0/0/0_0.fits"} <= keys
+    assert "ngc1/preview.png" in keys
     # 1 + 4 + 8: the 700x300 band covers 2 of 4 tile rows at level 2 (sparse)
-    assert len([k for k in keys if k.endswith(".png")]) == 13 == count_tiles(700, 300)
+    assert len([k for k in keys if k.endswith(".fits")]) == 13 == count_tiles(700, 300)
     root = Folder.from_text(repo.read_text("index.wtml"))
     assert [c.name for c in root.children] == ["ngc1"]
     assert reindex.done == ("ngc1",)
@@ -375,7 +379,11 @@ def test_kill_mid_publish_then_rerun(tmp_path: Path, rng: np.random.Generator) -
     _config(repo_dir, str(src))
     fetch_images(str(repo_dir), str(work))
     process_images(str(repo_dir), str(work))
-    total = len(list((work / "out_todo" / "big").iterdir()))
+
+    def files(folder: Path) -> set[str]:  # tiled FITS: {level}/{y}/{y}_{x}.fits
+        return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+    total = len(files(work / "out_todo" / "big"))
     assert total > 100
     proc = subprocess.run(
         [sys.executable, "-c", _PUBLISH_SCRIPT, "big", str(repo_dir), str(work), "40"],
@@ -383,16 +391,16 @@ def test_kill_mid_publish_then_rerun(tmp_path: Path, rng: np.random.Generator) -
         timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL  # it died mid-upload, as a kill -9 does
-    uploaded = [p.name for p in (repo_dir / "big").iterdir() if not p.name.startswith(".")]
+    uploaded = [n for n in files(repo_dir / "big") if not Path(n).name.startswith(".")]
     assert 40 <= len(uploaded) < total
     assert "index.wtml" not in uploaded  # the marker goes last: not there
     assert (work / "out_todo" / "big").is_dir()  # not marked published
     assert reindex_repository(str(repo_dir)).done == ()  # never indexed without its marker
     publish = publish_images(str(repo_dir), str(work))
     assert publish.done == ("big",)
-    final = {p.name for p in (repo_dir / "big").iterdir()}
-    assert final == {p.name for p in (work / "out_done" / "big").iterdir()}
-    assert not [n for n in final if ".tmp" in n or n.startswith(".")]
+    final = files(repo_dir / "big")
+    assert final == files(work / "out_done" / "big")
+    assert not [n for n in final if ".tmp" in n or Path(n).name.startswith(".")]
     assert reindex_repository(str(repo_dir)).done == ("big",)
 
 
@@ -814,7 +822,7 @@ def test_tiles_equal_toastys_by_pixels_for_every_route(
         write_fits(src / "frame.fits", 700, 500, rng, tan_wcs(700, 500, rotation_deg=-30.0))
         image, image_id, extra = src / "frame.fits", "frame", ["--placeholder-thumbnail"]
     repo_dir = tmp_path / "repo"
-    _config(repo_dir, str(src))
+    _config(repo_dir, str(src), extra="fits_tiles: png\n")  # FITS too: 8-bit PNG tiles
     ingest_images(str(repo_dir), str(tmp_path / "work"))
     toasty = Path(sys.executable).parent / "toasty"
     out = tmp_path / "toasty"
@@ -827,3 +835,76 @@ def test_tiles_equal_toastys_by_pixels_for_every_route(
     assert tiles >= 2
     assert same > 0.99, (same, flipped)
     assert flipped < 0.9, (same, flipped)  # (a smooth picture keeps some, noise none)
+
+
+@pytest.mark.parametrize(
+    "parity",
+    ["bottom-up", "top-down"],
+    ids=["fits-rows-bottom-up", "fits-rows-top-down"],
+)
+def test_a_fits_study_is_toastys_tiled_fits(
+    tmp_path: Path, rng: np.random.Generator, parity: str
+) -> None:
+    """A FITS input becomes WWT's tiled FITS: the same tile files as toasty 0.20.1's
+    tile-study and cascade of the same file, every value equal (NaN where toasty has no
+    data, a blank block included), the same DATAMIN/DATAMAX in each tile, and the same WTML
+    (FileType, Url, DataMin/DataMax and the pixel cut included); a PNG preview and the
+    thumbnail beside them."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from tests.imagedata import toasty_fits_study
+
+    src = tmp_path / "src"
+    src.mkdir()
+    wcs = tan_wcs(700, 500, rotation_deg=-30.0, crval=(202.5, 47.2), scale_deg=3e-4)
+    if parity == "top-down":  # rows stored from the north: toasty flips them, so do we
+        header = wcs.to_header()
+        header["PC2_1"], header["PC2_2"] = -header.get("PC2_1", 0.0), -header.get("PC2_2", 1.0)
+        header["CRPIX2"] = 501 - header["CRPIX2"]
+        wcs = WCS(header)
+    data = write_fits(src / "m51.fits", 700, 500, rng, wcs)
+    data[40:90, 100:180] = np.nan  # blank pixels stay NaN
+    data += np.linspace(0, 50, 700, dtype=np.float32)[None, :]
+    fits.PrimaryHDU(data, header=wcs.to_header()).writeto(src / "m51.fits", overwrite=True)
+    repo_dir = tmp_path / "repo"
+    _config(repo_dir, str(src))
+    ingest_images(str(repo_dir), str(tmp_path / "work"))
+    ours = repo_dir / "m51"
+    theirs = toasty_fits_study(src / "m51.fits", tmp_path / "toasty", "m51")
+
+    names = sorted(str(p.relative_to(theirs)) for p in theirs.rglob("*.fits"))
+    assert names == sorted(str(p.relative_to(ours)) for p in ours.rglob("*.fits"))
+    assert len(names) == 1 + 4 + 8  # levels 0-2: 700x500 covers 2 of 4 tile rows at level 2
+    for name in names:
+        with fits.open(ours / name) as a, fits.open(theirs / name) as b:
+            np.testing.assert_array_equal(a[0].data, b[0].data, err_msg=name)
+            for key in ("BITPIX", "NAXIS1", "NAXIS2", "DATAMIN", "DATAMAX"):
+                assert a[0].header.get(key) == b[0].header.get(key), (name, key)
+    assert np.isnan(fits.getdata(ours / names[-1])).any()  # padding and the blank block
+
+    def attributes(path: Path, tag: str) -> dict[str, object]:
+        element = next(ET.parse(path).getroot().iter(tag))
+        out: dict[str, object] = {}
+        for key, value in element.attrib.items():
+            if key not in ("Name", "LastUpdated"):
+                try:  # numbers to 1e-12 (the angles' last digits come from other formulas)
+                    out[key] = pytest.approx(float(value), rel=1e-12, abs=1e-12)
+                except ValueError:
+                    out[key] = value
+        return out
+
+    for tag in ("ImageSet", "Place"):
+        mine = attributes(ours / "index_rel.wtml", tag)
+        peer = attributes(theirs / "index_rel.wtml", tag)
+        assert set(mine) == set(peer), tag
+        for key, value in peer.items():
+            expected = value.expected if hasattr(value, "expected") else value
+            assert mine[key] == expected, (tag, key)
+    imgset = attributes(ours / "index_rel.wtml", "ImageSet")
+    assert imgset["FileType"] == ".fits"
+    assert {"DataMax", "PixelCutLow", "PixelCutHigh"} <= set(imgset)
+    with Image.open(ours / "preview.png") as preview:
+        assert preview.size == (256, 256)
+    with Image.open(ours / "thumb.jpg") as thumb:
+        assert thumb.size == (96, 45)

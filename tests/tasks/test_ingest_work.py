@@ -50,7 +50,8 @@ def test_one_image_through_every_stage(setup: tuple[Path, RepositoryRef, str]) -
     assert (manifest.width, manifest.height, manifest.wcs_source) == (600, 400, "fits-header")
     assert read_published_place("m42", repo) is None  # processed, not published
     result = publish_image("m42", repo, work)
-    assert result.files == manifest.tile_count + 4  # tiles, thumbnail, two WTML, manifest
+    # tiles, thumbnail, preview (a FITS input: tiled FITS), two WTML, manifest
+    assert result.files == manifest.tile_count + 5
     place = read_published_place("m42", repo)
     assert place is not None
     assert place.image_id == "m42"
