@@ -37,8 +37,8 @@ CUT_PERCENTILES = (0.5, 99.5)
 @dataclass(frozen=True, slots=True)
 class FitsTile:
     """One 256x256 float tile: level (0 = top), column x and row y (0-based, from the
-    top), its values (row 0 at the top, as displayed) and the range of the finest pixels
-    below it (None when they are all NaN)."""
+    top), its values (row 0 at the top, as displayed; a read-only view into the pyramid's
+    canvas) and the range of the finest pixels below it (None when they are all NaN)."""
 
     level: int
     x: int
@@ -56,27 +56,42 @@ class FitsTile:
 
 def nanmean_2x2(block: np.ndarray) -> np.ndarray:
     """The NaN-ignoring mean of each 2x2 block (all-NaN blocks give NaN), in the block's
-    dtype: ``(2h, 2w) -> (h, w)``; toasty's ``averaging_merger`` (``np.nanmean``), number
-    for number, with the pairs of rows summed bottom row first as in toasty's bottom-up
-    buffers. Computed as ``np.nanmean`` computes it, without its warning for all-NaN blocks
-    (``warnings`` filters are process-wide: tiles are made in threads)."""
-    h, w = block.shape[0] // 2, block.shape[1] // 2
-    values = np.array(block[::-1], copy=True)
-    blank = np.isnan(values)
-    np.copyto(values, 0, where=blank)
-    total = values.reshape(h, 2, w, 2).sum(axis=(1, 3))
-    count = (~blank).reshape(h, 2, w, 2).sum(axis=(1, 3), dtype=np.intp)
+    dtype: ``(2h, 2w) -> (h, w)``; toasty's ``averaging_merger`` number for number.
+
+    ``np.nanmean`` over axes (1, 3) of toasty's bottom-up buffer adds each row's pair of
+    pixels first, then the two rows (``(a00 + a01) + (a10 + a11)`` in the block's dtype,
+    the bottom row as row 0), and divides in float64 by the count of non-NaN pixels; done
+    here on four strided views (some 10x faster than the multi-axis reduction), without its
+    warning for all-NaN blocks (``warnings`` filters are process-wide; tiles are made in
+    threads).
+    """
+    bottom_up = block[::-1]
+    blank = np.isnan(bottom_up)
+    values = np.where(blank, block.dtype.type(0), bottom_up)
+    good = (~blank).view(np.uint8)
+    total = values[0::2, 0::2] + values[0::2, 1::2]
+    total += values[1::2, 0::2] + values[1::2, 1::2]
+    count = good[0::2, 0::2] + good[0::2, 1::2]
+    count += good[1::2, 0::2]
+    count += good[1::2, 1::2]
     with np.errstate(invalid="ignore", divide="ignore"):  # (thread-local in numpy)
-        np.true_divide(total, count, out=total, casting="unsafe")
-    return total.astype(block.dtype, copy=False)[::-1]
+        mean = np.true_divide(total, count, dtype=np.float64)
+    return mean.astype(block.dtype)[::-1]
 
 
 Range = tuple[np.floating | None, np.floating | None]
 
 
-def _range(values: np.ndarray) -> Range:
-    lo, hi = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)  # NaN-free
-    return (lo, hi) if np.isfinite(lo) else (None, None)
+def _ranges(rows: np.ndarray, columns: range) -> dict[int, Range]:
+    """The NaN-ignoring range of each tile of a band of tile rows (by tile column): each
+    column's first, then each tile's (``fmin``/``fmax`` skip NaN without a warning)."""
+    lows, highs = np.fmin.reduce(rows, axis=0), np.fmax.reduce(rows, axis=0)
+    out: dict[int, Range] = {}
+    for tx in columns:
+        span = slice(tx * TILE, (tx + 1) * TILE)
+        lo, hi = np.fmin.reduce(lows[span]), np.fmax.reduce(highs[span])
+        out[tx] = (lo, hi) if np.isfinite(lo) else (None, None)
+    return out
 
 
 def _merged(ranges: list[Range]) -> Range:
@@ -99,21 +114,19 @@ def fits_study_tiles(image: Any) -> Iterator[FitsTile]:
     dtype = np.float64 if np.dtype(image.dtype) == np.float64 else np.float32
     p2n, levels, x0, y0 = study_geometry(width, height)
     below = np.full((p2n // 2, p2n // 2), np.nan, dtype) if levels > 0 else None
-    band = np.empty((TILE, p2n), dtype)
     ranges: dict[tuple[int, int], Range] = {}
     tx_range = range(x0 // TILE, (x0 + width - 1) // TILE + 1)
     for ty in range(y0 // TILE, (y0 + height - 1) // TILE + 1):
-        band.fill(np.nan)
+        # a fresh band per row of tiles: its tiles are views, written while the next is cut
+        band = np.full((TILE, p2n), np.nan, dtype)
         top = ty * TILE
         r0, r1 = max(top, y0), min(top + TILE, y0 + height)
         band[r0 - top : r1 - top, x0 : x0 + width] = image[r0 - y0 : r1 - y0]
-        for tx in tx_range:
-            values = band[:, tx * TILE : (tx + 1) * TILE].copy()
-            ranges[(tx, ty)] = _range(values)
-            yield FitsTile(levels, tx, ty, values, *ranges[(tx, ty)])
+        for tx, extent in _ranges(band, tx_range).items():
+            ranges[(tx, ty)] = extent
+            yield FitsTile(levels, tx, ty, band[:, tx * TILE : (tx + 1) * TILE], *extent)
         if below is not None:
             below[ty * (TILE // 2) : (ty + 1) * (TILE // 2)] = nanmean_2x2(band)
-    del band
     level = levels - 1
     while below is not None:
         children, ranges = ranges, {}
@@ -121,7 +134,7 @@ def fits_study_tiles(image: Any) -> Iterator[FitsTile]:
             ranges.setdefault((cx // 2, cy // 2), extent)
             ranges[(cx // 2, cy // 2)] = _merged([ranges[(cx // 2, cy // 2)], extent])
         for tx, ty in sorted(ranges, key=lambda t: (t[1], t[0])):
-            values = below[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE].copy()
+            values = below[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE]
             yield FitsTile(level, tx, ty, values, *ranges[(tx, ty)])
         below = nanmean_2x2(below) if level > 0 else None
         level -= 1

@@ -23,12 +23,9 @@ __all__ = ["encode_fits_tile", "write_fits_tiles"]
 _BLOCK = 2880
 
 
-def _padded(data: bytes, fill: bytes) -> bytes:
-    return data + fill * (-len(data) % _BLOCK)
-
-
-def encode_fits_tile(tile: Any) -> bytes:
-    """The FITS file of one tile."""
+def encode_fits_tile(tile: Any) -> np.ndarray:
+    """The FITS file of one tile, as one bytes-like ``uint8`` array (the tile's values are
+    copied once, straight into it, flipped and big-endian)."""
     from astropy.io.fits import Card
 
     values = tile.values
@@ -44,9 +41,14 @@ def encode_fits_tile(tile: Any) -> bytes:
         cards.append(Card("DATAMIN", tile.data_min))
     if tile.data_max is not None:
         cards.append(Card("DATAMAX", tile.data_max))
-    header = "".join(c.image for c in cards) + "END".ljust(80)
-    big = values[::-1].astype(">f8" if bitpix == -64 else ">f4")  # FITS rows bottom-up
-    return _padded(header.encode("ascii"), b" ") + _padded(big.tobytes(), b"\0")
+    header = ("".join(c.image for c in cards) + "END".ljust(80)).encode("ascii")
+    header += b" " * (-len(header) % _BLOCK)
+    size = values.size * (8 if bitpix == -64 else 4)
+    out = np.zeros(len(header) + size + (-size % _BLOCK), np.uint8)
+    out[: len(header)] = np.frombuffer(header, np.uint8)
+    data = out[len(header) : len(header) + size].view(">f8" if bitpix == -64 else ">f4")
+    data.reshape(values.shape)[...] = values[::-1]  # FITS rows bottom-up
+    return out
 
 
 def _write(tile: Any, out_dir: str) -> int:
@@ -54,8 +56,8 @@ def _write(tile: Any, out_dir: str) -> int:
     path = os.path.join(out_dir, tile.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
-        f.write(data)
-    return len(data)
+        f.write(data.data)
+    return data.size
 
 
 def write_fits_tiles(
