@@ -197,12 +197,14 @@ RECIPE_OPTIONS = (
 def _fingerprint(inp: RecipeInput) -> str:
     """What a product is made from: its input files (path, size, mtime; the static
     bad-pixel mask's too) and the recipe's options in the rules, so that a changed option
-    (cosmic rays turned on, another combine method) remakes it like a changed frame."""
+    (cosmic rays turned on, another combine method) remakes it like a changed frame.
+    Options at their defaults are left out, so that a new option (a new field of the rules
+    with a default that keeps today's behaviour) remakes nothing."""
     import hashlib
     import json
 
     files = _all_inputs(inp) + ([Path(inp.bad_pixels)] if inp.bad_pixels else [])
-    options = inp.model_dump(mode="json", include=set(RECIPE_OPTIONS))
+    options = inp.model_dump(mode="json", include=set(RECIPE_OPTIONS), exclude_defaults=True)
     digest = hashlib.sha256(inputs_hash([p for p in files if p.exists()]).encode())
     digest.update(json.dumps(options, sort_keys=True).encode())
     return digest.hexdigest()[:32]

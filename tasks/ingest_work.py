@@ -21,7 +21,13 @@ from typing import Any
 
 from astroflow.models import astroflow_version
 from astroflow.models.errors import InvalidKeyError, ProcessingError, WcsError, one_line
-from astroflow.models.ingest import Candidate, ImageManifest, Reject, ReviewDecision
+from astroflow.models.ingest import (
+    Candidate,
+    ImageManifest,
+    Reject,
+    ReviewDecision,
+    StretchHints,
+)
 from astroflow.models.repository import PutTreeResult
 from astroflow.processing.fits_tiling import fits_study_tiles, stretch_hints
 from astroflow.processing.render import RenderedRows, render
@@ -266,15 +272,7 @@ def process_image(
         image = RenderedRows(pixels) if loaded.kind == "fits" else pixels  # 8-bit, alpha last
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
-        hints = None
-        if as_fits:
-            count, _, top = write_fits_tiles(fits_study_tiles(pixels), part, workers=workers)
-            hints = stretch_hints(top)
-            preview = render(top.values, image.vmin, image.vmax)
-            (part / ImageLayout.PREVIEW).write_bytes(encode_png(preview, png_level))
-        else:
-            tiles = study_tiles(image, plain_mean=box_reduce_2x2)
-            count, _ = write_tiles(tiles, part, workers=workers, png_level=png_level)
+        count, hints = _write_study(pixels, image, part, as_fits, workers, png_level)
         del pixels  # (image holds what is still needed)
         write_thumbnail(image, part / ImageLayout.THUMBNAIL, thumbnail_box(width, height))
         loaded.close()  # a FITS input is read band by band from the open file
@@ -322,6 +320,23 @@ def process_image(
     (src / "error.txt").unlink(missing_ok=True)
     wd.move("cache_todo", "cache_done", image_id)
     return manifest
+
+
+def _write_study(
+    pixels: Any, image: Any, part: Path, as_fits: bool, workers: int | None, png_level: int
+) -> tuple[int, StretchHints | None]:
+    """Write the tiles of a study into ``part``: WWT's tiled FITS of a FITS image's values
+    (and ``preview.png``, its top level rendered as ``image`` is), or PNG tiles of
+    ``image`` (8-bit, alpha last). Returns the tile count and, for tiled FITS, the WTML's
+    data range and cut."""
+    if not as_fits:
+        tiles = study_tiles(image, plain_mean=box_reduce_2x2)
+        count, _ = write_tiles(tiles, part, workers=workers, png_level=png_level)
+        return count, None
+    count, _, top = write_fits_tiles(fits_study_tiles(pixels), part, workers=workers)
+    preview = render(top.values, image.vmin, image.vmax)
+    (part / ImageLayout.PREVIEW).write_bytes(encode_png(preview, png_level))
+    return count, stretch_hints(top)
 
 
 def _input_digest(folder: Path, image_path: Path) -> str:
