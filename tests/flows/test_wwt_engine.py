@@ -1,6 +1,7 @@
 """A published study drawn by the WWT WebGL engine (``@wwtelescope/engine`` from npm) in
-headless chromium: the marks of a picture placed by its WCS sidecar appear where the WCS
-puts them on the sky, and not where an upside-down drawing would put them."""
+headless chromium: the marks of a picture placed by its WCS sidecar, and of a FITS image
+published as tiled FITS, appear where the WCS puts them on the sky, and not where an
+upside-down drawing would put them."""
 
 from __future__ import annotations
 
@@ -72,17 +73,29 @@ def _blob(shot: np.ndarray, x: float, y: float, radius: int = 12) -> tuple[float
     return max(0, x0 - radius) + cx, max(0, y0 - radius) + cy
 
 
-def test_marks_of_a_sidecar_placed_picture_are_drawn_where_the_wcs_puts_them(
-    tmp_path: Path, site: tuple[Path, str]
+@pytest.mark.parametrize("route", ["sidecar", "tiled-fits"], ids=["sidecar", "tiled-fits"])
+def test_marks_are_drawn_where_the_wcs_puts_them(
+    tmp_path: Path, site: tuple[Path, str], route: str
 ) -> None:
+    """``sidecar``: a PNG picture placed by its WCS sidecar (a usual FITS WCS, east left and
+    north up: positive parity, rotated), which applies to the picture as stored (row 0 its
+    top row, as toasty reads a sidecar). ``tiled-fits``: a FITS image (rows bottom-up, its
+    header's WCS) published as WWT's tiled FITS, which the engine stretches itself from the
+    WTML's cut."""
     root, url = site
     src = tmp_path / "src"
     src.mkdir()
-    _picture(src / "marks.png")
-    # a usual FITS WCS (east left, north up: positive parity), rotated; as toasty reads a
-    # sidecar, it applies to the picture as stored (row 0 = its top row)
     wcs = tan_wcs(WIDTH, HEIGHT, rotation_deg=20.0, crval=(150.0, 20.0), scale_deg=2e-4)
-    fits.PrimaryHDU(header=wcs.to_header()).writeto(src / "marks_wcs.fits")
+    if route == "sidecar":
+        _picture(src / "marks.png")
+        fits.PrimaryHDU(header=wcs.to_header()).writeto(src / "marks_wcs.fits")
+        header = fits.getheader(src / "marks_wcs.fits")
+    else:
+        values = np.random.default_rng(2).normal(100.0, 1.0, (HEIGHT, WIDTH)).astype(np.float32)
+        for x, y in MARKS:  # array rows as FITS stores them (row 0 at the bottom)
+            values[y - HALF : y + HALF + 1, x - HALF : x + HALF + 1] = 5000.0
+        fits.PrimaryHDU(values, header=wcs.to_header()).writeto(src / "marks.fits")
+        header = fits.getheader(src / "marks.fits")
     repo = root / "repo"
     repo.mkdir()
     (repo / "toasty-pipeline-config.yaml").write_text(
@@ -91,12 +104,14 @@ def test_marks_of_a_sidecar_placed_picture_are_drawn_where_the_wcs_puts_them(
     )
     fetch, process, publish, _ = ingest_images(str(repo), str(tmp_path / "work"))
     assert publish.done == ("marks",), (fetch, process)
+    if route == "tiled-fits":
+        assert (repo / "marks" / "0" / "0" / "0_0.fits").is_file()
     shutil.copy(
         ROOT / "node_modules" / "@wwtelescope" / "engine" / "src" / "index.js", root / "engine.js"
     )
     shutil.copy(ROOT / "tests" / "ui" / "wwt_engine.html", root / "page.html")
 
-    sky = WCS(fits.getheader(src / "marks_wcs.fits"))
+    sky = WCS(header)
     marks = [[float(v) for v in sky.pixel_to_world_values(x, y)] for x, y in MARKS]
     # where an upside-down drawing (rows reversed, placement kept) would show each mark
     mirrored = [[float(v) for v in sky.pixel_to_world_values(x, HEIGHT - 1 - y)] for x, y in MARKS]
