@@ -345,6 +345,12 @@ def test_missing_config_stops_the_run_with_a_clear_error(tmp_path: Path) -> None
     )
     with pytest.raises(ConfigError, match="astropix"):
         fetch_images(str(tmp_path / "repo"), str(tmp_path / "work"))
+    (tmp_path / "repo" / "toasty-pipeline-config.yaml").write_text(
+        "source_type: folder\npublish_url_prefix: x\nfolder_name: y\nfolder:\n  path: /tmp\n"
+        "fits_tiles: jpeg\n"
+    )
+    with pytest.raises(ConfigError, match=r"config\.yaml.*fits_tiles: Input should be 'fits' or"):
+        fetch_images(str(tmp_path / "repo"), str(tmp_path / "work"))
 
 
 # -- crash safety ----------------------------------------------------------------------------
