@@ -914,3 +914,26 @@ def test_a_fits_study_is_toastys_tiled_fits(
         assert preview.size == (256, 256)
     with Image.open(ours / "thumb.jpg") as thumb:
         assert thumb.size == (96, 45)
+
+
+def test_switching_fits_tiles_retiles_with_force_and_leaves_no_stale_tiles(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A FITS image published as PNG tiles, then ``fits_tiles: fits`` and a forced ingest:
+    the image is published as tiled FITS and none of its PNG tiles is left behind."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write_fits(src / "ngc7000.fits", 700, 300, rng, tan_wcs(700, 300))
+    repo_dir = tmp_path / "repo"
+    _config(repo_dir, str(src), extra="fits_tiles: png\n")
+    ingest_images(str(repo_dir), str(tmp_path / "work"))
+    assert (repo_dir / "ngc7000" / "L0X0Y0.png").is_file()
+    _config(repo_dir, str(src), extra="fits_tiles: fits\n")
+    assert ingest_images(str(repo_dir), str(tmp_path / "work"))[2].done == ()  # not re-tiled
+    publish = ingest_images(str(repo_dir), str(tmp_path / "work"), force=True)[2]
+    assert publish.done == ("ngc7000",)
+    files = {p.name for p in (repo_dir / "ngc7000").rglob("*") if p.is_file()}
+    assert "0_0.fits" in files
+    assert not [n for n in files if n.endswith(".png") and n != "preview.png"], files
+    wtml = (repo_dir / "ngc7000" / "index.wtml").read_text()
+    assert 'FileType=".fits"' in wtml
