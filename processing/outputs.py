@@ -24,7 +24,6 @@ from astroflow.models.errors import CalibrationError
 
 __all__ = ["Output", "eso_outputs", "outputs_shape", "raw_outputs"]
 
-_GEOMETRY = ("X", "Y", "NX", "NY")
 _STRIPS = ("PRSCX", "OVSCX", "PRSCY", "OVSCY")
 
 
@@ -94,14 +93,14 @@ def _prefixes(header: Mapping[str, Any], frame: str) -> list[tuple[str, str]]:
     return []
 
 
-def _low_sides(locations: list[float], sizes: list[int]) -> list[bool]:
+def _low_sides(locations: list[float], sizes: list[int], frame: str) -> list[bool]:
     """Whether each output reads from the low end of an axis: of two locations the smaller;
     a single location near the start of its own span (``(X - 1) mod NX < NX / 2``, which
     holds for binned sizes and outputs numbered across a mosaic too)."""
     distinct = sorted(set(locations))
     if len(distinct) > 2:
         raise CalibrationError(
-            f"{len(distinct)} output locations along one axis: an ESO chip has one or two"
+            f"{frame}: {len(distinct)} output locations along one axis (an ESO chip has one or two)"
         )
     if len(distinct) == 2:
         return [loc == distinct[0] for loc in locations]
@@ -131,7 +130,8 @@ def eso_outputs(
         values["Y"] = _number(header, prefix + "Y", frame, 1.0)
         values.update({k: _number(header, prefix + k, frame, 0.0) for k in _STRIPS})
         for key in ("NX", "NY", *_STRIPS):
-            if values[key] < 0 or values[key] != int(values[key]):
+            least = 1 if key in ("NX", "NY") else 0
+            if values[key] < least or values[key] != int(values[key]):
                 raise CalibrationError(f"{frame}: {prefix}{key} = {values[key]:g} is not a count")
         gain = header.get(prefix + "CONAD")
         noise = header.get(prefix + "RON")
@@ -143,11 +143,11 @@ def eso_outputs(
                 None if noise is None else _number(header, prefix + "RON", frame, None),
             )
         )
-    low_x = _low_sides([s[1]["X"] for s in spec], [s[1]["NX"] for s in spec])
-    low_y = _low_sides([s[1]["Y"] for s in spec], [s[1]["NY"] for s in spec])
+    low_x = _low_sides([s[1]["X"] for s in spec], [s[1]["NX"] for s in spec], frame)
+    low_y = _low_sides([s[1]["Y"] for s in spec], [s[1]["NY"] for s in spec], frame)
 
-    def spans(axis: str, low: list[bool]) -> tuple[dict[bool, tuple[int, int]], int, int]:
-        """Per side: (raw extent with strips, valid pixels); the raw and product sizes."""
+    def spans(axis: str, low: list[bool]) -> tuple[dict[bool, tuple[int, int]], int]:
+        """Per side (low end or not): (raw extent with strips, valid pixels); the raw size."""
         pre, over, size = f"PRSC{axis}", f"OVSC{axis}", f"N{axis}"
         sides: dict[bool, tuple[int, int]] = {}
         for (name, v, _, _), side in zip(spec, low, strict=True):
@@ -157,12 +157,10 @@ def eso_outputs(
                     f"{frame}: the outputs on one side differ along {axis} ({name}: "
                     f"{v[pre]} + {v[size]} + {v[over]} pixels)"
                 )
-        raw = sum(extent for extent, _ in sides.values())
-        valid = sum(n for _, n in sides.values())
-        return sides, raw, valid
+        return sides, sum(extent for extent, _ in sides.values())
 
-    sides_x, width, _ = spans("X", low_x)
-    sides_y, height, _ = spans("Y", low_y)
+    sides_x, width = spans("X", low_x)
+    sides_y, height = spans("Y", low_y)
     if (height, width) != tuple(shape):
         raise CalibrationError(
             f"{frame}: its {shape[1]}x{shape[0]} pixels are not the {width}x{height} its "

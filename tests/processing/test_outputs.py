@@ -85,15 +85,20 @@ def test_one_output_per_extension_unnumbered() -> None:
         (
             _header({"OUT1": _port(1, 1), "OUT2": _port(5, 1), "OUT3": _port(9, 1)}),
             (8, 45),
-            "3 output locations along one axis",
+            r"raw\.fits: 3 output locations along one axis",
         ),
         (
             _header({"OUT1": _port(1, 1), "OUT2": _port(1, 1, NX=12)}),
             (8, 32),
             r"raw\.fits: the outputs on one side differ along X",
         ),
+        (
+            _header({"OUT1": _port(1, 1, NX=0)}),
+            (8, 5),
+            r"raw\.fits: ESO DET OUT1 NX = 0 is not a count",
+        ),
     ],
-    ids=["shape-differs", "missing-nx", "not-a-number", "three-along-x", "ports-differ"],
+    ids=["shape-differs", "missing-nx", "not-a-number", "three-along-x", "ports-differ", "nx-0"],
 )
 def test_bad_geometry_is_named(header: dict, shape: tuple[int, int], message: str) -> None:
     with pytest.raises(CalibrationError, match=message):
