@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,20 @@ def wfpc2_night(root: Path, rng: np.random.Generator) -> Path:
     return root
 
 
+def _night_of(frame: Callable[[str, int, float, float, float], None], flats: int) -> None:
+    """The seeded nights' frames, each made by ``frame(kind, n, exptime, signal, mjd)``:
+    5 biases, 3 darks of 60 s (0.1 e-/s), ``flats`` flats of 5 s and 2 science frames of
+    60 s, one night (MJD 61050)."""
+    for n in range(5):
+        frame("bias", n, 0.0, 0.0, 61050.10 + n * 1e-3)
+    for n in range(3):
+        frame("dark", n, 60.0, 0.1 * 60.0, 61050.11 + n * 1e-3)
+    for n in range(flats):
+        frame("flat", n, 5.0, 20000.0, 61050.12 + n * 1e-3)
+    for n in range(2):
+        frame("object", n, 60.0, 800.0, 61050.20 + n * 1e-3)
+
+
 #: The amplifiers of the seeded two-amplifier camera: name, overscan, data, gain, read noise.
 AMPLIFIERS = (
     ("AMP1", "[49:56,1:64]", "[1:48,1:64]", 1.5, 4.0),
@@ -139,14 +154,7 @@ def two_amp_night(root: Path, rng: np.random.Generator) -> Path:
             hdus.append(fits.ImageHDU(np.round(adu).astype(np.uint16), header, name=name, ver=1))
         fits.HDUList(hdus).writeto(root / f"amp_{kind}_{n}.fits")
 
-    for n in range(5):
-        frame("bias", n, 0.0, 0.0, 61050.10 + n * 1e-3)
-    for n in range(3):
-        frame("dark", n, 60.0, 0.1 * 60.0, 61050.11 + n * 1e-3)
-    for n in range(5):
-        frame("flat", n, 5.0, 20000.0, 61050.12 + n * 1e-3)
-    for n in range(2):
-        frame("object", n, 60.0, 800.0, 61050.20 + n * 1e-3)
+    _night_of(frame, flats=3)
     return root
 
 
@@ -210,12 +218,5 @@ def eso_outputs_night(root: Path, rng: np.random.Generator) -> Path:
             adu[:, valid[name]] += electrons[:, valid[name]] / conad
         fits.PrimaryHDU(np.round(adu).astype(np.uint16), h).writeto(root / f"fors_{kind}_{n}.fits")
 
-    for n in range(5):
-        frame("bias", n, 0.0, 0.0, 61050.10 + n * 1e-3)
-    for n in range(3):
-        frame("dark", n, 60.0, 0.1 * 60.0, 61050.11 + n * 1e-3)
-    for n in range(5):
-        frame("flat", n, 5.0, 20000.0, 61050.12 + n * 1e-3)
-    for n in range(2):
-        frame("object", n, 60.0, 800.0, 61050.20 + n * 1e-3)
+    _night_of(frame, flats=5)  # (eso-imager's mflat needs 5)
     return root

@@ -11,12 +11,13 @@ astropy's HDU machinery per tile; astropy reads them back (tested).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from astroflow.storage.ingest.images import write_in_threads
 
 __all__ = ["encode_fits_tile", "write_fits_tiles"]
 
@@ -64,7 +65,7 @@ def write_fits_tiles(
     tiles: Iterable[Any], out_dir: Path, *, workers: int | None = None
 ) -> tuple[int, int, Any]:
     """Write tiles under ``out_dir`` (``{level}/{y}/{y}_{x}.fits``) with a thread pool,
-    at most ``4 * workers`` in flight.
+    at most ``4 * workers`` in flight (:func:`storage.ingest.images.write_in_threads`).
 
     Returns
     -------
@@ -73,22 +74,15 @@ def write_fits_tiles(
         range and cut come from it).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    workers = workers or os.cpu_count() or 1
-    limit = 4 * workers
-    count = nbytes = 0
-    top: Any = None
-    pending: set[Future[int]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fits-tile") as pool:
+    top: list[Any] = []
+
+    def noting_the_top() -> Iterator[Any]:
         for tile in tiles:
             if tile.level == 0:
-                top = tile
-            pending.add(pool.submit(_write, tile, str(out_dir)))
-            if len(pending) >= limit:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    nbytes += fut.result()
-                    count += 1
-        for fut in pending:
-            nbytes += fut.result()
-            count += 1
-    return count, nbytes, top
+                top.append(tile)
+            yield tile
+
+    count, nbytes = write_in_threads(
+        noting_the_top(), lambda tile: _write(tile, str(out_dir)), workers=workers, name="fits-tile"
+    )
+    return count, nbytes, top[-1] if top else None

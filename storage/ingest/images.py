@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,30 +246,25 @@ def _encode_png(tile: Any, out_dir: str, level: int) -> int:
     return len(data)
 
 
-def write_tiles(
-    tiles: Iterable[Any],
-    out_dir: Path,
-    *,
-    workers: int | None = None,
-    png_level: int = DEFAULT_PNG_LEVEL,
+def write_in_threads(
+    items: Iterable[Any], write: Callable[[Any], int], *, workers: int | None, name: str
 ) -> tuple[int, int]:
-    """Encode tiles (objects with ``name`` and a ``pixels`` array) to PNG files in ``out_dir``
-    with a thread pool (zlib releases the GIL),
-    keeping at most ``4 * workers`` tiles in flight.
+    """``write(item)`` for every item with a pool of ``workers`` threads (one per CPU by
+    default), at most ``4 * workers`` in flight so that a lazy iterable of tiles is never
+    all in memory; ``write`` returns the bytes it wrote.
 
     Returns
     -------
     count, nbytes
-        Number of tiles written and their total size in bytes.
+        Items written and their total size in bytes.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     limit = 4 * workers
     count = nbytes = 0
     pending: set[Future[int]] = set()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
-        for tile in tiles:
-            pending.add(pool.submit(_encode_png, tile, str(out_dir), png_level))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        for item in items:
+            pending.add(pool.submit(write, item))
             if len(pending) >= limit:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -279,6 +274,31 @@ def write_tiles(
             nbytes += fut.result()
             count += 1
     return count, nbytes
+
+
+def write_tiles(
+    tiles: Iterable[Any],
+    out_dir: Path,
+    *,
+    workers: int | None = None,
+    png_level: int = DEFAULT_PNG_LEVEL,
+) -> tuple[int, int]:
+    """Encode tiles (objects with ``name`` and a ``pixels`` array) to PNG files in ``out_dir``
+    with a thread pool (zlib releases the GIL), keeping at most ``4 * workers`` tiles in
+    flight.
+
+    Returns
+    -------
+    count, nbytes
+        Number of tiles written and their total size in bytes.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_in_threads(
+        tiles,
+        lambda tile: _encode_png(tile, str(out_dir), png_level),
+        workers=workers,
+        name="png",
+    )
 
 
 def write_thumbnail(

@@ -3,6 +3,7 @@ STE3 CCD (ccdproc's ``a8280271.fits``: overscan columns, TRIMSEC, GAIN, RDNOISE)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import astropy.units as u
@@ -149,6 +150,40 @@ def test_a_missing_gain_is_an_error_not_one(tmp_path: Path) -> None:
     assert not summary.made  # nothing made in ADU and called electrons
 
 
+def _ccdproc_masters(
+    raw: list[Path], pre: Callable[[Path], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The masters of a seeded night (frames named ``*_bias_*``, ``*_dark_*`` of 60 s,
+    ``*_flat_*`` of 5 s) from frames pre-processed by ccdproc's chain ``pre``: astroflow's
+    combine (:func:`clipped_mean`), dark in e-/s, flats median-normalised."""
+    bias = clipped_mean([pre(p) for p in raw if "_bias_" in p.name])
+    dark = clipped_mean([(pre(p) - bias) / 60.0 for p in raw if "_dark_" in p.name])
+    flats = []
+    for p in raw:
+        if "_flat_" in p.name:
+            corrected = pre(p).astype(np.float32) - bias - dark * 5.0
+            flats.append((corrected / np.median(corrected)).astype(np.float32))
+    flat = clipped_mean(flats)
+    flat /= np.nanmedian(flat)
+    return bias, dark, flat
+
+
+def _ccdproc_science(
+    electrons: np.ndarray, bias: np.ndarray, dark: np.ndarray, flat: np.ndarray
+) -> np.ndarray:
+    """ccdproc's subtract_bias, subtract_dark (60 s) and flat_correct of a 60 s frame."""
+    science = ccdproc.subtract_bias(
+        CCDData(electrons, unit=u.electron), CCDData(bias, unit=u.electron)
+    )
+    science = ccdproc.subtract_dark(
+        science,
+        CCDData(dark * 60.0, unit=u.electron),
+        dark_exposure=60 * u.s,
+        data_exposure=60 * u.s,
+    )
+    return ccdproc.flat_correct(science, CCDData(flat, unit=""), norm_value=1).data
+
+
 def test_a_two_amplifier_night_calibrates_as_ccdproc(tmp_path: Path) -> None:
     """Multi-extension frames, one amplifier each with its own overscan and gain: every
     master and reduced frame equals ccdproc's chain on the same extension to 1e-5."""
@@ -170,37 +205,19 @@ def test_a_two_amplifier_night_calibrates_as_ccdproc(tmp_path: Path) -> None:
             ccd = ccdproc.trim_image(ccd, fits_section=trimsec)
             return ccdproc.gain_correct(ccd, gain * u.electron / u.adu).data
 
-        bias = clipped_mean([pre(p) for p in raw if "_bias_" in p.name])
-        dark = clipped_mean([(pre(p) - bias) / 60.0 for p in raw if "_dark_" in p.name])
-        flats = []
-        for p in raw:
-            if "_flat_" in p.name:
-                corrected = pre(p).astype(np.float32) - bias - dark * 5.0
-                flats.append((corrected / np.median(corrected)).astype(np.float32))
-        flat = clipped_mean(flats)
-        flat /= np.nanmedian(flat)
+        bias, dark, flat = _ccdproc_masters(raw, pre)
         for recipe, ref in (("MBIAS", bias), ("MDARK", dark), ("MFLAT", flat)):
             ours = fits.getdata(_product(ws, f"*{recipe}*.fits"), (name, 1))
             np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4, err_msg=recipe)
         for p in raw:
             if "_object_" not in p.name:
                 continue
-            science = ccdproc.subtract_bias(
-                CCDData(pre(p), unit=u.electron), CCDData(bias, unit=u.electron)
-            )
-            science = ccdproc.subtract_dark(
-                science,
-                CCDData(dark * 60.0, unit=u.electron),
-                dark_exposure=60 * u.s,
-                data_exposure=60 * u.s,
-            )
-            master_flat = CCDData(flat, unit=u.dimensionless_unscaled)
-            science = ccdproc.flat_correct(science, master_flat, norm_value=1)
+            science = _ccdproc_science(pre(p), bias, dark, flat)
             with fits.open(_product(ws, p.name.replace(".fits", "_RED.fits"))) as hdul:
                 ours = hdul[name, 1]
                 assert ours.header["BUNIT"] == "electron"
                 assert ours.data.shape == (64, 48)
-                np.testing.assert_allclose(ours.data, science.data, rtol=1e-5, atol=1e-3)
+                np.testing.assert_allclose(ours.data, science, rtol=1e-5, atol=1e-3)
                 number = [h.name for h in hdul if h.name.startswith("AMP")].index(name) + 1
                 variance = hdul["VARIANCE", number].data
                 signal = pre(p) - bias - dark * 60.0
@@ -237,15 +254,7 @@ def test_an_eso_frame_of_two_outputs_calibrates_as_ccdproc_output_by_output(
             parts.append(ccdproc.gain_correct(ccd, conad * u.electron / u.adu).data)
         return np.hstack(parts)
 
-    bias = clipped_mean([pre(p) for p in raw if "_bias_" in p.name])
-    dark = clipped_mean([(pre(p) - bias) / 60.0 for p in raw if "_dark_" in p.name])
-    flats = []
-    for p in raw:
-        if "_flat_" in p.name:
-            corrected = pre(p).astype(np.float32) - bias - dark * 5.0
-            flats.append((corrected / np.median(corrected)).astype(np.float32))
-    flat = clipped_mean(flats)
-    flat /= np.nanmedian(flat)
+    bias, dark, flat = _ccdproc_masters(raw, pre)
     for recipe, ref in (("MBIAS", bias), ("MDARK", dark), ("MFLAT", flat)):
         ours = fits.getdata(_product(ws, f"*{recipe}*.fits"))
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4, err_msg=recipe)
@@ -253,21 +262,12 @@ def test_an_eso_frame_of_two_outputs_calibrates_as_ccdproc_output_by_output(
     for p in raw:
         if "_object_" not in p.name:
             continue
-        science = ccdproc.subtract_bias(
-            CCDData(pre(p), unit=u.electron), CCDData(bias, unit=u.electron)
-        )
-        science = ccdproc.subtract_dark(
-            science,
-            CCDData(dark * 60.0, unit=u.electron),
-            dark_exposure=60 * u.s,
-            data_exposure=60 * u.s,
-        )
-        science = ccdproc.flat_correct(science, CCDData(flat, unit=""), norm_value=1)
+        science = _ccdproc_science(pre(p), bias, dark, flat)
         with fits.open(_product(ws, p.name.replace(".fits", "_RED.fits"))) as hdul:
             header = hdul[0].header
             assert header["BUNIT"] == "electron"
             assert hdul[0].data.shape == (64, 96)
-            np.testing.assert_allclose(hdul[0].data, science.data, rtol=1e-5, atol=1e-3)
+            np.testing.assert_allclose(hdul[0].data, science, rtol=1e-5, atol=1e-3)
             signal = pre(p) - bias - dark * 60.0
             np.testing.assert_allclose(
                 hdul["VARIANCE"].data, (np.clip(signal, 0, None) + noise**2) / flat**2, rtol=1e-5
