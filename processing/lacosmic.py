@@ -371,7 +371,8 @@ def detect_cosmics(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``astroscrappy.detect_cosmics(indat, inmask, ..., cleantype='meanmask',
     fsmode='median')``: the cosmic-ray mask (bool ``[y, x]``) and the cleaned frame (float32,
-    in the unit of ``indat``).
+    in the unit of ``indat``). A frame with NaN or infinite values goes to astroscrappy
+    itself.
 
     Parameters
     ----------
@@ -399,6 +400,24 @@ def detect_cosmics(
     ny, nx = indat.shape
     cleanarr = np.empty((ny, nx), dtype=np.float32, order="C")
     cleanarr[:, :] = indat[:, :] * gain
+    if not np.isfinite(cleanarr).all():  # how its medians order NaN and inf is its own
+        import astroscrappy
+
+        return astroscrappy.detect_cosmics(
+            indat,
+            inmask=inmask,
+            sigclip=sigclip,
+            sigfrac=sigfrac,
+            objlim=objlim,
+            gain=gain,
+            readnoise=readnoise,
+            satlevel=satlevel,
+            niter=niter,
+            sepmed=sepmed,
+            cleantype="meanmask",
+            fsmode="median",
+            verbose=False,
+        )
     mask = np.zeros((ny, nx), dtype=np.uint8, order="C")
     if inmask is not None:
         mask[:, :] = inmask[:, :]

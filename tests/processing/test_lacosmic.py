@@ -139,3 +139,13 @@ def test_the_numba_kernels_give_astroscrappys_numbers(
     np.testing.assert_array_equal(lacosmic._sepmedfilt7(x), astroscrappy.sepmedfilt7(x))
     x[1, 2] = np.nan  # not finite: astroscrappy's own median
     np.testing.assert_array_equal(lacosmic._sepmedfilt7(x), astroscrappy.sepmedfilt7(x))
+
+
+def test_a_frame_with_non_finite_values_is_astroscrappys_own(rng: np.random.Generator) -> None:
+    frame = _frame(rng, (150, 160), 20)
+    frame[40, 50] = np.nan
+    frame[90, 10] = np.inf
+    mask, cleaned = lacosmic.detect_cosmics(frame, None, readnoise=5.0)
+    direct_mask, direct_cleaned = astroscrappy.detect_cosmics(frame, readnoise=5.0)
+    np.testing.assert_array_equal(mask, direct_mask)
+    np.testing.assert_array_equal(cleaned, direct_cleaned)
