@@ -23,7 +23,7 @@ mask and the same cleaned values, bit for bit, for ``fsmode='median'``,
 The arithmetic is astroscrappy 1.3's step for step, down to its single-precision parameters
 (its signature takes C floats). ``tests/processing/test_lacosmic.py`` compares the two
 on seeded frames (sparse and dense hits, saturated stars, hits on the edges, gain, 1 to 8
-iterations, full medians).
+iterations, full medians) and on real ones (Gemini GMOS, SAAO 1.0 m).
 """
 
 from __future__ import annotations
