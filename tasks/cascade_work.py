@@ -644,7 +644,10 @@ def _reduce(inp: RecipeInput) -> tuple[Product, dict[str, float], list[str], lis
         qc["cosmic_rays"] = float(np.count_nonzero(hits))
         qc["masked_fraction"] = float(np.count_nonzero(mask) / mask.size)
         what = "replaced" if cleaned is not None else "flagged (MASK 8)"
-        history.append(f"cosmic rays: L.A.Cosmic (astroscrappy), {int(qc['cosmic_rays'])} {what}")
+        history.append(
+            f"cosmic rays: L.A.Cosmic (astroscrappy's, processing.lacosmic), "
+            f"{int(qc['cosmic_rays'])} {what}"
+        )
         if cleaned is not None:
             science = cleaned
     solving = _solving(inp)

@@ -639,3 +639,72 @@ def test_a_changed_recipe_option_remakes_its_products_only(tmp_path: Path) -> No
     remade = {changed.recipes[name] for name in changed.made}
     assert remade == {"mflat", "reduce"}, changed.made
     assert all(changed.recipes[name] in ("mbias", "mdark") for name in changed.skipped)
+
+
+@pytest.mark.parametrize("clean", [False, True], ids=["flag", "clean"])
+def test_cosmic_rays_are_flagged_counted_and_cleaned_in_reduced_frames(
+    tmp_path: Path, clean: bool
+) -> None:
+    """A night whose science frames were hit (single pixels and tracks, on the sky): with
+    ``cosmic_rays`` on the reduce recipe the hits are in every reduced frame's MASK as bit 8,
+    their count is the QC metric ``cosmic_rays`` (``astroflow qc --json``), HISTORY says so,
+    and with ``clean: true`` their values are replaced by the sky around them. (False flags
+    and the mask's equality with astroscrappy's: tests/processing/test_cosmics.py and
+    test_lacosmic.py; L.A.Cosmic also takes the cores of some of these sharp 2.5 px stars.)"""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from astroflow.flows.cli import app
+    from astroflow.models.rules import RULESETS_DIR
+    from astroflow.processing.cosmics import MASK_COSMIC_RAY
+    from astroflow.processing.synthetic import GAIN, night_frames
+    from astroflow.storage.organiser.frames import write_raw_frame
+
+    rng = np.random.default_rng(27)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    hit: dict[str, np.ndarray] = {}
+    for frame in night_frames((96, 96)):
+        data = frame.data.copy()
+        if frame.name.startswith("n2_m42"):
+            truth = np.zeros(data.shape, bool)
+            sky = np.median(data)
+            while truth.sum() < 40:  # on the sky: away from the stars and the edges
+                y, x = int(rng.integers(4, 88)), int(rng.integers(4, 88))
+                if (data[y - 3 : y + 6, x - 3 : x + 6] < sky + 60).all():
+                    truth[y, x : x + int(rng.integers(1, 4))] = True
+            data[truth] += rng.uniform(2000, 8000, int(truth.sum())) / GAIN
+            hit[frame.name.removesuffix(".fits")] = truth
+        write_raw_frame(ws / frame.name, data, frame.header)
+    rules = yaml.safe_load((RULESETS_DIR / "generic-ccd.yaml").read_text())
+    for recipe in rules["recipes"]:
+        if recipe["name"] == "reduce":
+            recipe["cosmic_rays"] = {"clean": clean}
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump(rules))
+    prepare_workspace(str(ws), rules=str(tmp_path / "cam.yaml"))
+    summary = calibration_cascade(str(ws))
+    assert not [p for p in summary.failed if p.startswith("n2_m42")]  # (one flat fails QC)
+    out = CliRunner().invoke(app, ["qc", str(ws), "--json"])
+    assert out.exit_code == 0, out.output
+    counted = {
+        r["product"]: r["value"]
+        for r in map(json.loads, out.output.splitlines())
+        if r["metric"] == "cosmic_rays"
+    }
+    assert len(hit) == 3
+    for name, truth in hit.items():
+        (path,) = (ws / "sessions").rglob(f"{name}_RED.fits")
+        with fits.open(path) as hdul:
+            flagged = (hdul["MASK"].data & MASK_COSMIC_RAY) != 0
+            science = hdul[0].data
+            history = str(hdul[0].header.get("HISTORY", ""))
+        sky = np.median(science[~flagged])
+        assert np.count_nonzero(flagged & truth) >= 0.95 * truth.sum(), name
+        assert counted[f"{name}_RED"] == np.count_nonzero(flagged)
+        assert "L.A.Cosmic" in history
+        if clean:  # near the sky now (hits were 1300-5300 ADU above it)
+            assert np.abs(science[truth & flagged] - sky).max() < 150
+        else:  # flagged only: the hits are still there
+            assert np.median(science[truth & flagged] - sky) > 1000
