@@ -28,6 +28,7 @@ iterations, full medians) and on real ones (Gemini GMOS, SAAO 1.0 m).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -290,7 +291,9 @@ def _detect(
     return np.logical_and(sp > p.sigcliplow, cosmics)
 
 
-def _windows(changed_y: np.ndarray, changed_x: np.ndarray, shape: tuple[int, int]):
+def _windows(
+    changed_y: np.ndarray, changed_x: np.ndarray, shape: tuple[int, int]
+) -> list[tuple[int, int, int, int]] | None:
     """Rectangles ``(y0, y1, x0, x1)`` that together hold every pixel within :data:`REACH`
     of a changed pixel: the bounding boxes of the connected groups of :data:`BLOCK`-pixel
     blocks such pixels touch. None when they would cover more than :data:`FULL` of the
@@ -340,7 +343,7 @@ def _meanmask_kernel(arr, ys, xs, bad, values, counts):  # type: ignore[no-untyp
 
 
 def _clean_meanmask(
-    arr: np.ndarray, ys: np.ndarray, xs: np.ndarray, bad: np.ndarray, level
+    arr: np.ndarray, ys: np.ndarray, xs: np.ndarray, bad: np.ndarray, level: Callable[[], float]
 ) -> np.ndarray:
     """astroscrappy's ``clean_meanmask`` in place for the flagged pixels ``ys, xs`` (all of
     them 2 or more from the edge): each becomes the single-precision mean of its unflagged,
