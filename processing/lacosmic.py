@@ -462,8 +462,7 @@ def detect_cosmics(
             windows = []  # nothing changed: the same detection again
         if windows is None:
             cosmics = _detect(cleanarr, clean_var, goodpix, params)
-        elif windows:
-            cosmics = cosmics.copy()
+        elif windows:  # the last detection, renewed where it can differ
             for y0, y1, x0, x1 in windows:
                 wy0, wy1 = max(y0 - MARGIN, 0), min(y1 + MARGIN, ny)
                 wx0, wx1 = max(x0 - MARGIN, 0), min(x1 + MARGIN, nx)
